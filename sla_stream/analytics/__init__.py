@@ -1,0 +1,1 @@
+"""Rollups and reports that read outcomes."""

@@ -1,0 +1,56 @@
+"""The `sla-stream` command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from sla_stream import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="sla-stream")
+def main() -> None:
+    """sla-stream: live SLA clocks, alerts and adherence on Kafka."""
+
+
+@main.group()
+def schemas() -> None:
+    """JSON Schemas of the messages on every topic."""
+
+
+@schemas.command("export")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("schemas"),
+    show_default=True,
+)
+def schemas_export(directory: Path) -> None:
+    """Regenerate the schema files from the models."""
+    from sla_stream.schema_export import export_schemas
+
+    for path in export_schemas(directory):
+        click.echo(f"wrote {path}")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=9092, show_default=True)
+def broker(host: str, port: int) -> None:
+    """Run the embedded Kafka-compatible broker (memory-only) until interrupted."""
+    import contextlib
+    import signal
+
+    from sla_stream.broker import EmbeddedBroker
+
+    with EmbeddedBroker(host, port) as b:
+        click.echo(f"embedded broker listening on {b.bootstrap} (memory-only; Ctrl-C stops it)")
+        with contextlib.suppress(KeyboardInterrupt):
+            signal.pause()
+
+
+if __name__ == "__main__":
+    main()

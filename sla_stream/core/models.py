@@ -1,0 +1,168 @@
+"""Wire models: every message on every topic, validated with pydantic and serialised with orjson.
+
+Instants are aware datetimes (`*_at`); durations are seconds (`*_s`). Naive timestamps are
+refused: a contract dispute over "which 09:00" is exactly what this service exists to prevent.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+from typing import Annotated, Any, Literal, get_args
+
+import orjson
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+Severity = Literal["P1", "P2", "P3", "P4"]
+Metric = Literal["first_response", "resolution"]
+EventType = Literal[
+    "opened",
+    "responded",
+    "status_changed",
+    "severity_changed",
+    "resolved",
+    "reopened",
+    "closed",
+    "cancelled",
+]
+AlertKind = Literal["warning", "breach", "met", "retracted", "stopped", "at_risk"]
+
+SEVERITIES: tuple[str, ...] = get_args(Severity)
+METRICS: tuple[str, ...] = get_args(Metric)
+EVENT_TYPES: tuple[str, ...] = get_args(EventType)
+ALERT_KINDS: tuple[str, ...] = get_args(AlertKind)
+
+
+def _rfc3339_only(value: Any) -> Any:
+    # pydantic would accept a bare number as Unix time; an event's instant must say its offset.
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError("must be an RFC 3339 timestamp with an offset, not a number")
+    return value
+
+
+Instant = Annotated[AwareDatetime, BeforeValidator(_rfc3339_only)]
+NonEmpty = Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class WireModel(BaseModel):
+    """Frozen, closed models: an unknown field is a typo until proven otherwise."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json", exclude_none=True))
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> Any:
+        return cls.model_validate_json(data)
+
+
+class IncidentEvent(WireModel):
+    """One step of an incident's lifecycle, as a ticketing system reports it."""
+
+    event_id: NonEmpty
+    incident_id: NonEmpty
+    type: EventType
+    occurred_at: Instant
+    contract_id: NonEmpty | None = None
+    severity: Severity | None = None
+    status: NonEmpty | None = None
+    category: str | None = None
+    team: str | None = None
+    source: str | None = None
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _required_by_type(self) -> IncidentEvent:
+        if self.type == "opened":
+            if self.contract_id is None:
+                raise ValueError("contract_id is required on an 'opened' event")
+            if self.severity is None:
+                raise ValueError("severity is required on an 'opened' event")
+        if self.type == "severity_changed" and self.severity is None:
+            raise ValueError("severity is required on a 'severity_changed' event")
+        if self.type == "status_changed" and self.status is None:
+            raise ValueError("status is required on a 'status_changed' event")
+        return self
+
+
+class Alert(WireModel):
+    """A warning, breach, met, retraction or stop for one clock; `alert_id` is deterministic."""
+
+    alert_id: str
+    kind: AlertKind
+    incident_id: str
+    contract_id: str
+    customer_id: str
+    metric: Metric
+    severity: Severity
+    threshold: float | None = None
+    allowance_s: float
+    elapsed_s: float
+    deadline: datetime | None = None
+    clause_id: str
+    clause_title: str
+    emitted_at: datetime
+    retracts: str | None = None
+
+
+class Outcome(WireModel):
+    """How one clock ended: met or breached, with its business seconds; or a withdrawal of one."""
+
+    outcome_id: str
+    incident_id: str
+    contract_id: str
+    customer_id: str
+    tier: str
+    severity: Severity
+    category: str | None = None
+    team: str | None = None
+    metric: Metric
+    allowance_s: float
+    elapsed_s: float
+    met: bool
+    opened_at: datetime
+    completed_at: datetime | None = None
+    settled_at: datetime
+    withdraws: str | None = None
+
+
+class DeadLetter(WireModel):
+    """Input that could not be accepted: the original bytes, where they came from, and why."""
+
+    original_b64: str
+    original_text: str | None = None
+    topic: str
+    partition: int | None = None
+    offset: int | None = None
+    reason: str
+    detail: str = ""
+    field: str | None = None
+
+    @classmethod
+    def of(
+        cls, raw: bytes, *, topic: str, reason: str, detail: str = "", **where: Any
+    ) -> DeadLetter:
+        try:
+            text: str | None = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            text = None
+        return cls(
+            original_b64=base64.b64encode(raw).decode("ascii"),
+            original_text=text,
+            topic=topic,
+            reason=reason,
+            detail=detail,
+            **where,
+        )
+
+    def original(self) -> bytes:
+        return base64.b64decode(self.original_b64)
+
+
+WIRE_MODELS: dict[str, type[WireModel]] = {
+    "incident-event": IncidentEvent,
+    "alert": Alert,
+    "outcome": Outcome,
+    "dead-letter": DeadLetter,
+}

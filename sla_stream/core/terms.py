@@ -1,0 +1,92 @@
+"""Resolved contract terms: what the engine needs, and what travels on `sla.contracts`.
+
+A contracts file (see `contracts.py`) is resolved into one `ContractRecord` per contract id,
+holding every version of that contract. The record is the value of the compacted contracts
+topic, so compaction by contract id never loses a version a running incident was pinned to.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from sla_stream.core.models import Metric, Severity
+
+DEFAULT_WARNING_THRESHOLDS: tuple[float, ...] = (0.5, 0.75, 0.9)
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Target(_Frozen):
+    """One effective commitment: a metric at a severity, under a clause."""
+
+    metric: Metric
+    severity: Severity
+    allowance_s: float = Field(gt=0)
+    calendar: str
+    warning_thresholds: tuple[float, ...] = DEFAULT_WARNING_THRESHOLDS
+    clause_id: str
+    clause_title: str
+    pauses: bool = Field(
+        default=False,
+        description="whether the contract's pause statuses stop this clock from accruing",
+    )
+
+
+class ContractTerms(_Frozen):
+    """One version of one contract, fully resolved (tier defaults, overrides, calendars)."""
+
+    contract_id: str
+    version: int = 1
+    customer_id: str
+    customer_tier: str | None = None
+    tier: str
+    value: float | None = None
+    currency: str | None = None
+    timezone: str = Field(description="zone in which periods (hour, day, quarter) are taken")
+    effective_from: AwareDatetime | None = None
+    effective_to: AwareDatetime | None = None
+    pause_statuses: tuple[str, ...] = ()
+    calendars: dict[str, dict[str, Any]] = Field(
+        description="calendar blocks by name, each accepted by BusinessCalendar.from_dict"
+    )
+    targets: tuple[Target, ...]
+    clauses: dict[str, dict[str, str]] = Field(
+        default_factory=dict, description="clause id -> {title, text}"
+    )
+
+    def target(self, metric: str, severity: str) -> Target | None:
+        for t in self.targets:
+            if t.metric == metric and t.severity == severity:
+                return t
+        return None
+
+    def in_force_at(self, instant: datetime) -> bool:
+        if self.effective_from is not None and instant < self.effective_from:
+            return False
+        return not (self.effective_to is not None and instant >= self.effective_to)
+
+
+class ContractRecord(_Frozen):
+    """Every version of one contract: the value of `sla.contracts`, keyed by contract id."""
+
+    contract_id: str
+    versions: tuple[ContractTerms, ...]
+
+    def version(self, number: int) -> ContractTerms | None:
+        for v in self.versions:
+            if v.version == number:
+                return v
+        return None
+
+    def for_incident_opened_at(self, instant: datetime) -> ContractTerms | None:
+        """The highest version in force at `instant`: the terms an incident opened then keeps."""
+        best: ContractTerms | None = None
+        for v in self.versions:
+            if v.in_force_at(instant) and (best is None or v.version > best.version):
+                best = v
+        return best

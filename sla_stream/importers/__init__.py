@@ -1,0 +1,1 @@
+"""Converters from ticketing-system exports to lifecycle events."""

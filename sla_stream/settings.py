@@ -1,0 +1,36 @@
+"""One typed settings object, read from `SLA_*` environment variables; code beats ambient env."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of a worker. Unprefixed variables (Faust's `WEB_PORT` etc.) are ignored."""
+
+    model_config = SettingsConfigDict(env_prefix="SLA_", frozen=True, extra="ignore")
+
+    broker: str | None = Field(
+        default=None,
+        description="Kafka bootstrap servers (host:port,...); unset starts the embedded broker",
+    )
+    app_id: str = "sla-stream"
+    topic_prefix: str = "sla."
+    partitions: int = Field(default=4, ge=1)
+    replication_factor: int = Field(default=1, ge=1)
+    data_dir: Path = Path("data")
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    tick_interval: float = Field(default=0.5, gt=0)
+    max_event_bytes: int = Field(default=64 * 1024, gt=0)
+    rebalance_timeout: float = Field(
+        default=3.0, gt=0, description="seconds; the embedded broker joins groups only after it"
+    )
+    log_level: str = "info"
+
+    @property
+    def embedded(self) -> bool:
+        return self.broker is None

@@ -1,0 +1,1 @@
+"""The Faust shell: topics, tables, agents, ticker and codecs around the pure core."""

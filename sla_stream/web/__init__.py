@@ -1,0 +1,1 @@
+"""HTTP surfaces served by the worker: dashboard, portal API, /metrics."""
