@@ -52,5 +52,14 @@ def broker(host: str, port: int) -> None:
             signal.pause()
 
 
+def _register() -> None:
+    from sla_stream.stream_cli import send, tail, worker
+
+    for command in (worker, send, tail):
+        main.add_command(command)
+
+
+_register()
+
 if __name__ == "__main__":
     main()

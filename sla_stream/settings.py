@@ -30,6 +30,17 @@ class Settings(BaseSettings):
         default=3.0, gt=0, description="seconds; the embedded broker joins groups only after it"
     )
     log_level: str = "info"
+    standby_replicas: int = Field(default=1, ge=0)
+    outbox_window_s: float = Field(
+        default=30.0, ge=0, description="effects younger than this are re-sent after a restart"
+    )
+    producer_linger_s: float = Field(default=0.005, ge=0)
+    stream_buffer_maxsize: int = Field(default=32768, gt=0)
+    commit_every: int = Field(default=10000, gt=0)
+    commit_interval_s: float = Field(default=1.0, gt=0)
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
 
     @property
     def embedded(self) -> bool:

@@ -1,0 +1,143 @@
+"""The incident agent's steps: decode -> de-duplicate -> core -> persist -> publish.
+
+`on_event` handles one raw message of the events topic, `on_tick` one tick of a partition.
+Both run inside Faust's stream iteration (table writes need the current event), and both pass
+time explicitly into the core: the event's own instant, or the tick's instant.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+from sla_stream.core import engine
+from sla_stream.core.errors import InvalidEvent
+from sla_stream.core.models import DeadLetter
+from sla_stream.core.terms import ContractRecord
+from sla_stream.stream.codecs import decode_event
+from sla_stream.stream.metrics import Metrics
+from sla_stream.stream.publish import Publisher
+from sla_stream.stream.state import IncidentRecord, IncidentStore
+
+ContractLookup = Callable[[str], ContractRecord | None]
+
+# Ignored steps that are the input's fault go to the dead-letter topic; the rest are counted.
+DEAD_LETTER_REASONS = frozenset({"unknown_contract_version"})
+
+
+class IncidentSteps:
+    """One step per message; holds no state of its own beyond the store's indexes."""
+
+    def __init__(
+        self,
+        store: IncidentStore,
+        contracts: ContractLookup,
+        publisher: Publisher,
+        metrics: Metrics,
+        *,
+        events_topic: str,
+        max_event_bytes: int,
+        outbox_window_s: float,
+    ) -> None:
+        self.store = store
+        self.contracts = contracts
+        self.publisher = publisher
+        self.metrics = metrics
+        self.events_topic = events_topic
+        self.max_event_bytes = max_event_bytes
+        self.outbox_window_s = outbox_window_s
+
+    async def on_event(self, raw: bytes, key: bytes | None, partition: int, offset: int) -> None:
+        started = time.perf_counter()
+        try:
+            event = decode_event(raw, self.max_event_bytes)
+        except InvalidEvent as exc:
+            await self._dead_letter(raw, key, partition, offset, exc.reason, str(exc), exc.field)
+            return
+        record = self.store.load(event.incident_id)
+        previous = record.state if record else None
+        contract_id = event.contract_id or (previous.contract_id if previous else None)
+        contract = self.contracts(contract_id) if contract_id else None
+        step = engine.apply(previous, event, contract)
+        if step.ignored in DEAD_LETTER_REASONS:
+            await self._dead_letter(raw, key, partition, offset, step.ignored, step.ignored, None)
+            return
+        if step.ignored is None:
+            self.metrics.events.labels(event.type).inc()
+        else:
+            self.metrics.rejected.labels(step.ignored).inc()
+        await self._commit(partition, event.incident_id, record, step)
+        self.metrics.processing.observe(time.perf_counter() - started)
+
+    async def on_tick(self, partition: int, now: datetime) -> None:
+        started = time.perf_counter()
+        for incident_id in self.store.index.pop_due(partition, now):
+            record = self.store.load(incident_id)
+            if record is None or record.state.next_due_at is None:
+                continue
+            if record.state.next_due_at > now:  # a stale heap entry; the live one is later
+                self.store.index.schedule(partition, incident_id, record.state.next_due_at)
+                continue
+            await self._advance(partition, incident_id, record, now)
+        for contract_id in self.store.index.parked_contracts(partition):
+            contract = self.contracts(contract_id)
+            if contract is None:
+                continue
+            for incident_id in self.store.index.unpark(partition, contract_id):
+                record = self.store.load(incident_id)
+                if record is not None and record.state.parked:
+                    await self._advance(partition, incident_id, record, now, contract)
+        self.metrics.parked.set(self.store.index.parked_count())
+        self.metrics.tick_seconds.observe(time.perf_counter() - started)
+
+    async def _advance(
+        self,
+        partition: int,
+        incident_id: str,
+        record: IncidentRecord,
+        now: datetime,
+        contract: ContractRecord | None = None,
+    ) -> None:
+        state = record.state
+        if contract is None and state.contract_id is not None:
+            contract = self.contracts(state.contract_id)
+        step = engine.advance(state, now, contract)
+        await self._commit(partition, incident_id, record, step)
+
+    async def _commit(
+        self, partition: int, incident_id: str, record: IncidentRecord | None, step: engine.Step
+    ) -> None:
+        """Persist (one write) then publish; skip the write when nothing changed."""
+        previous = record.state if record else None
+        if not step.alerts and not step.outcomes and step.state == previous:
+            return
+        now_wall = time.time()
+        kept = tuple(
+            p
+            for p in (record.outbox if record else ())
+            if now_wall - p.written_at <= self.outbox_window_s
+        )
+        sent = await self.publisher.effects(step.alerts, step.outcomes)
+        self.store.save(partition, incident_id, IncidentRecord(step.state, kept + tuple(sent)))
+
+    async def _dead_letter(
+        self,
+        raw: bytes,
+        key: bytes | None,
+        partition: int,
+        offset: int,
+        reason: str,
+        detail: str,
+        field: str | None,
+    ) -> None:
+        letter = DeadLetter.of(
+            raw,
+            topic=self.events_topic,
+            reason=reason,
+            detail=detail,
+            partition=partition,
+            offset=offset,
+            field=field,
+        )
+        await self.publisher.dead_letter(raw, key, letter)

@@ -1,0 +1,69 @@
+"""Every Prometheus metric a worker exports, declared in one place, on one registry per worker.
+
+Labels stay low-cardinality: event types, reasons, kinds, metrics, severities, contracts —
+never incident ids.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+LATENESS_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+
+
+class Metrics:
+    """The worker's metrics; a fresh `CollectorRegistry` unless one is given (tests read it)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        # Events accepted onto a clock, by lifecycle type.
+        self.events = Counter("sla_events", "Incident events applied", ["type"], registry=r)
+        # Events refused (dead-lettered) or ignored, by reason.
+        self.rejected = Counter(
+            "sla_events_rejected", "Incident events refused or ignored", ["reason"], registry=r
+        )
+        # Messages written to the dead-letter topic, by reason.
+        self.dead_letters = Counter(
+            "sla_dead_letters", "Messages sent to the dead-letter topic", ["reason"], registry=r
+        )
+        # Alerts published, by kind, metric and severity.
+        self.alerts = Counter(
+            "sla_alerts", "Alerts published", ["kind", "metric", "severity"], registry=r
+        )
+        # Outcomes published: result is met, breached or withdrawn.
+        self.outcomes = Counter(
+            "sla_outcomes", "Clock outcomes published", ["metric", "severity", "result"], registry=r
+        )
+        # Clocks currently running or paused on this worker's partitions.
+        self.open_clocks = Gauge(
+            "sla_open_clocks", "Open SLA clocks", ["metric", "severity"], registry=r
+        )
+        # Incidents waiting for their contract to become known.
+        self.parked = Gauge("sla_parked_incidents", "Incidents parked", registry=r)
+        # Wall time spent applying one event (decode to publish).
+        self.processing = Histogram(
+            "sla_event_processing_seconds",
+            "Time to process one event",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        # How late an alert left the worker: publish time minus the instant it fell due.
+        self.lateness = Histogram(
+            "sla_alert_lateness_seconds",
+            "Alert publish time minus due instant",
+            buckets=LATENESS_BUCKETS,
+            registry=r,
+        )
+        # Incidents whose due time a tick processed, and the time a tick took.
+        self.tick_seconds = Histogram(
+            "sla_tick_seconds", "Time to process one tick", buckets=LATENCY_BUCKETS, registry=r
+        )
+        # Adherence over settled clocks seen by this worker's rollups.
+        self.adherence = Gauge(
+            "sla_adherence_ratio",
+            "Met / (met + breached) over settled clocks",
+            ["contract", "metric"],
+            registry=r,
+        )

@@ -1,0 +1,158 @@
+"""Incident records in the RocksDB-backed Faust table, and the in-memory due and parked indexes.
+
+This is the only module that touches Faust tables. One table write per incident per step: the
+record holds the engine state and a short outbox of the effects recent steps published.
+
+Why an outbox: Faust writes RocksDB in place while the producer sends alerts asynchronously, so a
+SIGKILL can leave a record that already includes a step whose alerts never reached the broker;
+the redelivered event is then a duplicate and would publish nothing. On partition assignment the
+worker re-sends every outbox entry younger than `outbox_window_s` (same ids, so notifiers drop
+repeats) — at-least-once for effects, not only for state.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from sla_stream.core.engine import IncidentState
+
+
+@dataclass(frozen=True)
+class Pending:
+    """One published effect remembered in the outbox: topic role, key and JSON value."""
+
+    role: str  # "alerts" or "outcomes"
+    key: str
+    value: bytes
+    written_at: float  # wall-clock seconds, only ever compared with another wall-clock reading
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "r": self.role,
+            "k": self.key,
+            "v": orjson.Fragment(self.value),
+            "w": self.written_at,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Pending:
+        return cls(d["r"], d["k"], orjson.dumps(d["v"]), d["w"])
+
+
+@dataclass(frozen=True)
+class IncidentRecord:
+    state: IncidentState
+    outbox: tuple[Pending, ...] = ()
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(
+            {
+                "state": orjson.Fragment(self.state.to_bytes()),
+                "outbox": [p.to_json() for p in self.outbox],
+            }
+        )
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> IncidentRecord:
+        data = orjson.loads(raw)
+        state = IncidentState.from_bytes(orjson.dumps(data["state"]))
+        return cls(state, tuple(Pending.from_json(p) for p in data.get("outbox", ())))
+
+
+@dataclass
+class DueIndex:
+    """Per-partition heaps of (due instant, incident id); stale entries are skipped lazily."""
+
+    heaps: dict[int, list[tuple[float, str]]] = field(default_factory=lambda: defaultdict(list))
+    parked: dict[int, dict[str, set[str]]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(set))
+    )
+
+    def schedule(self, partition: int, incident_id: str, due_at: datetime | None) -> None:
+        if due_at is not None:
+            heapq.heappush(self.heaps[partition], (due_at.timestamp(), incident_id))
+
+    def pop_due(self, partition: int, now: datetime) -> list[str]:
+        """Incident ids with an entry due at or before `now` (each once)."""
+        heap = self.heaps.get(partition)
+        if not heap:
+            return []
+        limit = now.timestamp()
+        due: dict[str, None] = {}
+        while heap and heap[0][0] <= limit:
+            due[heapq.heappop(heap)[1]] = None
+        return list(due)
+
+    def park(self, partition: int, contract_id: str, incident_id: str) -> None:
+        self.parked[partition][contract_id].add(incident_id)
+
+    def unpark(self, partition: int, contract_id: str) -> set[str]:
+        return self.parked[partition].pop(contract_id, set())
+
+    def parked_contracts(self, partition: int) -> list[str]:
+        return list(self.parked.get(partition, {}))
+
+    def parked_count(self) -> int:
+        return sum(len(ids) for p in self.parked.values() for ids in p.values())
+
+    def drop_partitions(self, keep: set[int]) -> None:
+        for index in (self.heaps, self.parked):
+            for p in [p for p in index if p not in keep]:
+                del index[p]
+
+
+class IncidentStore:
+    """Reads and writes incident records; rebuilds the indexes when partitions are assigned."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+        self.index = DueIndex()
+        self.partitions: set[int] = set()
+
+    def load(self, incident_id: str) -> IncidentRecord | None:
+        raw = self.table.get(incident_id)
+        return None if raw is None else IncidentRecord.from_bytes(raw)
+
+    def save(self, partition: int, incident_id: str, record: IncidentRecord) -> None:
+        self.table[incident_id] = record.to_bytes()  # the one write of this step
+        state = record.state
+        if state.parked and state.contract_id is not None:
+            self.index.park(partition, state.contract_id, incident_id)
+        self.index.schedule(partition, incident_id, state.next_due_at)
+
+    def items_by_partition(self) -> Iterator[tuple[int, str, bytes]]:
+        # Faust keeps one RocksDB per partition; the public iterators hide which one a key is
+        # in, and the due index is per partition, so read the per-partition databases.
+        store = self.table.data
+        for partition, db in list(getattr(store, "_dbs", {}).items()):
+            if partition not in self.partitions:
+                continue
+            for key, value in store._visible_items(db):
+                yield partition, store._decode_key(key), store._decode_value(value)
+
+    def rebuild(
+        self, partitions: set[int], now_wall: float, outbox_window_s: float
+    ) -> list[Pending]:
+        """Rebuild the indexes for `partitions`; return outbox entries young enough to re-send."""
+        self.partitions = set(partitions)
+        self.index = DueIndex()
+        resend: list[Pending] = []
+        for partition, incident_id, raw in self.items_by_partition():
+            record = IncidentRecord.from_bytes(raw)
+            state = record.state
+            if state.parked and state.contract_id is not None:
+                self.index.park(partition, state.contract_id, incident_id)
+            self.index.schedule(partition, incident_id, state.next_due_at)
+            resend.extend(p for p in record.outbox if now_wall - p.written_at <= outbox_window_s)
+        return resend
+
+
+def utc_from_wall(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
