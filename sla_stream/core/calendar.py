@@ -1,0 +1,196 @@
+"""Business calendars: exact business-time arithmetic across zones, holidays and DST.
+
+Conventions (shared with the established business-time libraries' test suites):
+
+- Each opening range of a local day is the real interval from its local opening instant to its
+  local closing instant, resolved by zoneinfo with fold=0 (a wall time in a gap takes the
+  offset before the change; a repeated wall time is its first occurrence). Business time is
+  measured on that absolute timeline: 09:00-17:00 is 8 h on any day, a 00:00-24:00 day is
+  23 h when clocks spring forward and 25 h when they fall back, a skipped hour never counts.
+- Intervals are half-open: a calendar is open at its opening instant, closed at its closing
+  instant. `add` returns the *first* instant at which the duration is done, so a deadline
+  that lands on a closing time is that closing time, not the next opening.
+- Holidays are whole local days: a holiday drops the ranges of that weekday (an overnight
+  shift written as two ranges loses only the part on the holiday).
+- Business time is integer microseconds inside, so `elapsed(s, add(s, x)) == x` exactly for
+  any x that is a whole number of microseconds.
+
+Cost: `from_dict` validates; weeks are built lazily in blocks of 64 (regular weeks share one
+template, only weeks with a holiday or a change of offset are computed range by range), after
+which `add` and `elapsed` are a few bisections whatever the span.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left
+from datetime import date, datetime, timedelta
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+
+from sla_stream.core.calendar_spec import CalendarSpec, country_holiday_dates, parse_block
+from sla_stream.core.calendar_weeks import (
+    BLOCK_WEEKS,
+    US,
+    Block,
+    BlockBuilder,
+    from_us,
+    to_us,
+    utc_week,
+)
+
+__all__ = ["BusinessCalendar", "calendar_for"]
+
+
+class BusinessCalendar:
+    """Opening hours in one time zone, minus holidays; build it with `from_dict`."""
+
+    def __init__(self, spec: CalendarSpec) -> None:
+        self.spec = spec
+        self.timezone: ZoneInfo = spec.timezone
+        # Open every hour of every day with no holiday: business time is plain elapsed time.
+        self._plain = spec.always_open and not spec.holidays and spec.country is None
+        self._holiday_years: dict[int, frozenset[date]] = {}
+        self._builder = BlockBuilder(spec.timezone, spec.week, self._holidays_of_year)
+        self._blocks: dict[int, Block] = {}
+
+    @classmethod
+    def from_dict(cls, block: Any) -> BusinessCalendar:
+        """A calendar from a contracts-file block, or from the string "24x7" (open always, UTC).
+
+        Raises `InvalidContract` with `path` (the field inside the block) and `value`.
+        """
+        return cls(parse_block(block))
+
+    def __repr__(self) -> str:
+        return f"BusinessCalendar({self.timezone.key!r}, plain={self._plain})"
+
+    def add(self, start: datetime, seconds: float) -> datetime:
+        """The first instant at which `seconds` of business time have elapsed from `start`.
+
+        `start` is aware (any offset); counting begins at the next opening if it is outside
+        hours. The result is in the calendar's zone; `add(start, 0)` is `start`.
+        """
+        x = _duration_us(seconds)
+        t0 = to_us(start)
+        if x == 0 or self._plain:
+            return from_us(t0 + x, self.timezone)
+        blk, w = self._locate(t0)
+        need = self._position(blk, w, t0) + x
+        while need > blk.total:
+            need -= blk.total
+            blk = self._block(blk.index + 1)
+        w = bisect_left(blk.prefix, need) - 1
+        t = blk.bounds[w] + blk.shapes[w].offset_of(need - blk.prefix[w])
+        return from_us(t, self.timezone)
+
+    def elapsed(self, start: datetime, end: datetime) -> float:
+        """Business seconds between two aware instants; 0.0 if `end <= start`."""
+        return self.elapsed_us(start, end) / US
+
+    def elapsed_us(self, start: datetime, end: datetime) -> int:
+        """Business microseconds between two aware instants; 0 if `end <= start`."""
+        ts, te = to_us(start), to_us(end)
+        if te <= ts:
+            return 0
+        if self._plain:
+            return te - ts
+        bs, ws = self._locate(ts)
+        be, we = self._locate(te)
+        total = self._position(be, we, te) - self._position(bs, ws, ts)
+        for index in range(bs.index, be.index):
+            total += self._block(index).total
+        return total
+
+    def next_open(self, at: datetime) -> datetime:
+        """The instant business time next starts counting at or after `at` (`at` if open now).
+
+        The result is in the calendar's zone.
+        """
+        t = to_us(at)
+        if self._plain:
+            return from_us(t, self.timezone)
+        blk, w = self._locate(t)
+        rel = blk.shapes[w].next_start(t - blk.bounds[w])
+        while rel is None:
+            w += 1
+            if w == BLOCK_WEEKS:
+                blk, w = self._block(blk.index + 1), 0
+            rel = blk.shapes[w].next_start(0)
+        return from_us(blk.bounds[w] + rel, self.timezone)
+
+    def is_open(self, at: datetime) -> bool:
+        """Whether business time is counting at instant `at`."""
+        return self.next_open(at) == at
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _block(self, index: int) -> Block:
+        blk = self._blocks.get(index)
+        if blk is None:
+            blk = self._blocks[index] = self._builder.build(index)
+        return blk
+
+    def _locate(self, t: int) -> tuple[Block, int]:
+        """The block and week (index inside it) whose local week holds instant `t`."""
+        week = utc_week(t)
+        blk, w = self._block(week // BLOCK_WEEKS), week % BLOCK_WEEKS
+        # The local week differs from the UTC date's week by at most one either way.
+        while t < blk.bounds[w]:
+            w -= 1
+            if w < 0:
+                blk, w = self._block(blk.index - 1), BLOCK_WEEKS - 1
+        while t >= blk.bounds[w + 1]:
+            w += 1
+            if w == BLOCK_WEEKS:
+                blk, w = self._block(blk.index + 1), 0
+        return blk, w
+
+    @staticmethod
+    def _position(blk: Block, w: int, t: int) -> int:
+        """Business microseconds from the start of `blk` to instant `t` (inside week `w`)."""
+        return blk.prefix[w] + blk.shapes[w].position(t - blk.bounds[w])
+
+    def _holidays_of_year(self, year: int) -> frozenset[date]:
+        days = self._holiday_years.get(year)
+        if days is None:
+            days = frozenset(d for d in self.spec.holidays if d.year == year)
+            if self.spec.country is not None:
+                days |= country_holiday_dates(self.spec.country, self.spec.subdiv, year)
+            self._holiday_years[year] = days
+        return days
+
+
+def _duration_us(seconds: float | int | timedelta) -> int:
+    if isinstance(seconds, timedelta):
+        us = (seconds.days * 86_400 + seconds.seconds) * US + seconds.microseconds
+    elif isinstance(seconds, int) and not isinstance(seconds, bool):
+        us = seconds * US
+    elif isinstance(seconds, float) and math.isfinite(seconds):
+        us = round(seconds * US)
+    else:
+        raise ValueError(f"a duration is a finite number of seconds, got {seconds!r}")
+    if us < 0:
+        raise ValueError(f"a duration cannot be negative, got {seconds!r}")
+    return us
+
+
+@lru_cache(maxsize=1024)
+def _calendar_for_key(key: bytes) -> BusinessCalendar:
+    return BusinessCalendar.from_dict(orjson.loads(key))
+
+
+def calendar_for(block: Any) -> BusinessCalendar:
+    """A shared calendar for a block, cached on its canonical JSON (sorted keys).
+
+    Calendars are immutable once built and fill their week cache as they are used, so the
+    engine should resolve through here rather than call `from_dict` per incident.
+    """
+    try:
+        key = orjson.dumps(block, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        return BusinessCalendar.from_dict(block)  # not JSON: let validation say why
+    return _calendar_for_key(key)
