@@ -1,0 +1,298 @@
+"""The worker on the real embedded broker: deadlines, met and pause, restarts, rebalances, DLQ."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sla_stream.broker import EmbeddedBroker
+from sla_stream.core.terms import ContractRecord, ContractTerms, Target
+from tests.integration.harness import System, TopicReader
+
+CLAUSE = ("7.1", "Critical incident handling")
+
+
+def fast_contract(contract_id: str = "fast", fr_s: float = 6, res_s: float = 12) -> ContractRecord:
+    """A 24x7 contract whose windows are seconds long, so deadlines fall during a test."""
+    targets = []
+    for sev in ("P1", "P2", "P3", "P4"):
+        for metric, allowance in (("first_response", fr_s), ("resolution", res_s)):
+            targets.append(
+                Target(
+                    metric=metric,
+                    severity=sev,
+                    allowance_s=allowance,
+                    calendar="24x7",
+                    clause_id=CLAUSE[0],
+                    clause_title=CLAUSE[1],
+                    pauses=metric == "resolution",
+                )
+            )
+    terms = ContractTerms(
+        contract_id=contract_id,
+        customer_id="cust-1",
+        tier="gold",
+        timezone="UTC",
+        pause_statuses=("pending_customer",),
+        calendars={"24x7": "24x7"},  # type: ignore[dict-item]
+        targets=tuple(targets),
+    )
+    return ContractRecord(contract_id=contract_id, versions=(terms,))
+
+
+def iso(t: datetime) -> str:
+    return t.isoformat()
+
+
+def event(n: str, incident: str, type_: str, at: datetime, **extra: Any) -> dict[str, Any]:
+    return {
+        "event_id": f"{incident}-{n}",
+        "incident_id": incident,
+        "type": type_,
+        "occurred_at": iso(at),
+        **extra,
+    }
+
+
+def opened(incident: str, at: datetime, contract: str = "fast", severity: str = "P1") -> dict:
+    return event("open", incident, "opened", at, contract_id=contract, severity=severity)
+
+
+@pytest.fixture
+def system(broker: EmbeddedBroker, tmp_path: Path) -> Iterator[System]:
+    s = System(broker.bootstrap, tmp_path)
+    try:
+        yield s
+    finally:
+        s.stop_all()
+
+
+@pytest.fixture
+async def running(system: System) -> AsyncIterator[System]:
+    await system.create_topics()
+    await system.put_contracts([fast_contract()])
+    system.worker("w1").start().wait_ready()
+    yield system
+
+
+async def reader(system: System, name: str) -> TopicReader:
+    return await TopicReader(system.bootstrap, system.topic(name)).start()
+
+
+async def test_warnings_and_breach_fire_on_time_with_the_clause(running: System) -> None:
+    alerts = await reader(running, "alerts")
+    try:
+        t0 = datetime.now(UTC)
+        await running.send([opened("INC-T1", t0)])
+        await alerts.wait_for(
+            lambda v: sum(1 for a in v if a["kind"] == "breach") == 2, timeout_s=40
+        )
+        by_slot = {(a["metric"], a["kind"], a["threshold"]): a for a in alerts.values}
+        received = {(m["metric"], m["kind"], m["threshold"]): t for t, m in alerts.messages}
+        for metric, allowance in (("first_response", 6), ("resolution", 12)):
+            for fraction, kind in (
+                (0.5, "warning"),
+                (0.75, "warning"),
+                (0.9, "warning"),
+                (1.0, "breach"),
+            ):
+                alert = by_slot[(metric, kind, fraction)]
+                due = t0 + timedelta(seconds=fraction * allowance)
+                assert datetime.fromisoformat(alert["emitted_at"]) == due
+                assert abs(received[(metric, kind, fraction)] - due.timestamp()) <= 2.0
+                assert (alert["clause_id"], alert["clause_title"]) == CLAUSE
+                assert alert["contract_id"] == "fast" and alert["customer_id"] == "cust-1"
+        assert by_slot[("resolution", "breach", 1.0)]["deadline"].startswith(
+            (t0 + timedelta(seconds=12)).isoformat()[:19]
+        )
+    finally:
+        await alerts.stop()
+
+
+async def test_response_in_time_is_met_and_a_pause_holds_the_clock(running: System) -> None:
+    alerts, outcomes = await reader(running, "alerts"), await reader(running, "outcomes")
+    try:
+        t0 = datetime.now(UTC) - timedelta(seconds=30)
+        await running.send(
+            [
+                opened("INC-M1", t0),
+                event("resp", "INC-M1", "responded", t0 + timedelta(seconds=2)),
+                # resolution: 1 s running, 20 s paused, 4 s running -> 5 s of 12: met
+                event(
+                    "p",
+                    "INC-M1",
+                    "status_changed",
+                    t0 + timedelta(seconds=3),
+                    status="pending_customer",
+                ),
+                event("a", "INC-M1", "status_changed", t0 + timedelta(seconds=23), status="active"),
+                event("res", "INC-M1", "resolved", t0 + timedelta(seconds=25)),
+            ]
+        )
+        got = await outcomes.wait_for(lambda v: len(v) >= 2, timeout_s=30)
+        by_metric = {o["metric"]: o for o in got}
+        assert by_metric["first_response"]["met"] is True
+        assert by_metric["first_response"]["elapsed_s"] == pytest.approx(2.0)
+        assert by_metric["resolution"]["met"] is True
+        assert by_metric["resolution"]["elapsed_s"] == pytest.approx(5.0)
+        await asyncio.sleep(1.0)
+        kinds = [a["kind"] for a in alerts.values if a["incident_id"] == "INC-M1"]
+        assert "breach" not in kinds
+        assert kinds.count("met") == 2
+    finally:
+        await alerts.stop()
+        await outcomes.stop()
+
+
+async def test_malformed_messages_are_dead_lettered_and_the_worker_goes_on(running: System) -> None:
+    dead, outcomes = await reader(running, "dead-letter"), await reader(running, "outcomes")
+    try:
+        t0 = datetime.now(UTC) - timedelta(seconds=5)
+        naive = {**opened("INC-D1", t0), "occurred_at": "2026-03-02T09:00:00"}
+        unknown_type = {**opened("INC-D2", t0), "type": "escalated"}
+        await running.send(
+            [
+                b"this is not json",
+                b'{"event_id": "x"',
+                naive,
+                unknown_type,
+                b"x" * 70_000,
+            ]
+        )
+        await running.send(
+            [opened("INC-D3", t0), event("r", "INC-D3", "responded", t0 + timedelta(seconds=1))]
+        )
+        letters = await dead.wait_for(lambda v: len(v) >= 5, timeout_s=30)
+        reasons = sorted(d["reason"] for d in letters)
+        assert reasons == ["invalid", "invalid", "not_json", "not_json", "oversize"]
+        naive_letter = next(d for d in letters if d.get("field") == "occurred_at")
+        assert "timezone" in naive_letter["detail"]
+        assert naive_letter["original_text"].startswith("{")
+        assert all(d["topic"] == running.topic("incident-events") for d in letters)
+        assert all(d["offset"] is not None and d["partition"] is not None for d in letters)
+        await outcomes.wait_for(
+            lambda v: any(o["incident_id"] == "INC-D3" and o["met"] for o in v), timeout_s=30
+        )
+    finally:
+        await dead.stop()
+        await outcomes.stop()
+
+
+async def test_contract_arriving_after_its_incidents_unparks_them(system: System) -> None:
+    await system.create_topics()
+    system.worker("w1").start().wait_ready()
+    alerts = await reader(system, "alerts")
+    try:
+        t0 = datetime.now(UTC) - timedelta(seconds=20)
+        await system.send([opened("INC-P1", t0, contract="late")])
+        await asyncio.sleep(2.0)
+        assert alerts.values == []
+        await system.put_contracts([fast_contract("late")])
+        # Every deadline is already past: both breaches fire at once, dated when they fell due.
+        got = await alerts.wait_for(lambda v: sum(a["kind"] == "breach" for a in v) == 2, 30)
+        breach = next(a for a in got if a["kind"] == "breach" and a["metric"] == "resolution")
+        assert datetime.fromisoformat(breach["emitted_at"]) == t0 + timedelta(seconds=12)
+    finally:
+        await alerts.stop()
+
+
+def _slots(alerts: list[dict[str, Any]]) -> dict[tuple[Any, ...], set[str]]:
+    ids: dict[tuple[Any, ...], set[str]] = defaultdict(set)
+    for a in alerts:
+        ids[(a["incident_id"], a["metric"], a["kind"], a["threshold"], a.get("retracts"))].add(
+            a["alert_id"]
+        )
+    return ids
+
+
+async def test_sigkill_and_restart_loses_nothing_and_repeats_keep_their_ids(system: System) -> None:
+    await system.create_topics()
+    await system.put_contracts([fast_contract(fr_s=4, res_s=8)])
+    w = system.worker("w1").start()
+    w.wait_ready()
+    outcomes, alerts = await reader(system, "outcomes"), await reader(system, "alerts")
+    try:
+        n = 120
+        t0 = datetime.now(UTC)
+        batch = []
+        for i in range(n):
+            inc = f"INC-K{i:03d}"
+            batch.append(opened(inc, t0))
+            if i % 2 == 0:  # half respond and resolve in time, half run into their breaches
+                batch.append(event("r", inc, "responded", t0 + timedelta(seconds=1)))
+                batch.append(event("s", inc, "resolved", t0 + timedelta(seconds=2)))
+        sender = asyncio.create_task(system.send(batch))
+        await asyncio.sleep(0.5)
+        w.kill()  # mid-stream
+        await sender
+        w.start()
+        w.wait_ready()
+        expected = {
+            (f"INC-K{i:03d}", m) for i in range(n) for m in ("first_response", "resolution")
+        }
+
+        def settled(values: list[dict[str, Any]]) -> bool:
+            live = {(o["incident_id"], o["metric"]) for o in values if not o.get("withdraws")}
+            return expected <= live
+
+        got = await outcomes.wait_for(settled, timeout_s=90)
+        final: dict[tuple[str, str], bool] = {}
+        for o in got:
+            if not o.get("withdraws"):
+                final[(o["incident_id"], o["metric"])] = o["met"]
+        for i in range(n):
+            for m in ("first_response", "resolution"):
+                assert final[(f"INC-K{i:03d}", m)] is (i % 2 == 0), (i, m)
+        await asyncio.sleep(1.0)
+        for slot, ids in _slots(alerts.values).items():
+            assert len(ids) == 1, (slot, ids)
+    finally:
+        await outcomes.stop()
+        await alerts.stop()
+
+
+async def test_two_workers_split_partitions_and_failover_keeps_deadlines(system: System) -> None:
+    await system.create_topics()
+    await system.put_contracts([fast_contract(fr_s=10, res_s=20)])
+    w1, w2 = system.worker("w1").start(), system.worker("w2").start()
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        p1, p2 = w1.partitions() or [], w2.partitions() or []
+        if p1 and p2 and sorted(p1 + p2) == list(range(system.partitions)):
+            break
+        await asyncio.sleep(0.5)
+    else:
+        raise AssertionError(
+            f"partitions not split: {w1.partitions()} {w2.partitions()}\n{w2.output()}"
+        )
+    alerts = await reader(system, "alerts")
+    try:
+        t0 = datetime.now(UTC)
+        incidents = [f"INC-F{i:02d}" for i in range(24)]
+        await system.send([opened(i, t0) for i in incidents])
+        await alerts.wait_for(lambda v: {a["incident_id"] for a in v} == set(incidents), 30)
+        w1.stop()
+        w2.wait_ready(partitions=system.partitions, timeout_s=60)
+        got = await alerts.wait_for(
+            lambda v: (
+                {
+                    a["incident_id"]
+                    for a in v
+                    if a["kind"] == "breach" and a["metric"] == "resolution"
+                }
+                == set(incidents)
+            ),
+            timeout_s=60,
+        )
+        for a in got:
+            if a["kind"] == "breach" and a["metric"] == "resolution":
+                assert datetime.fromisoformat(a["emitted_at"]) == t0 + timedelta(seconds=20)
+    finally:
+        await alerts.stop()
