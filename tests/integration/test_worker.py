@@ -41,7 +41,7 @@ def fast_contract(contract_id: str = "fast", fr_s: float = 6, res_s: float = 12)
         tier="gold",
         timezone="UTC",
         pause_statuses=("pending_customer",),
-        calendars={"24x7": "24x7"},  # type: ignore[dict-item]
+        calendars={"24x7": {"timezone": "UTC", "hours": "24x7"}},
         targets=tuple(targets),
     )
     return ContractRecord(contract_id=contract_id, versions=(terms,))
