@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from sla_stream import __version__
+from sla_stream.contracts_cli import contracts
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -60,6 +61,7 @@ def _register() -> None:
 
 
 _register()
+main.add_command(contracts)
 
 if __name__ == "__main__":
     main()
