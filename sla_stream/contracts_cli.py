@@ -106,7 +106,7 @@ def render_terms(terms: ContractTerms) -> str:
         + f", tier {terms.tier}, value {value}",
         f"in force {_when(terms.effective_from, 'always')} until "
         f"{_when(terms.effective_to, 'further notice')}; periods in {terms.timezone}; "
-        f"resolution pauses on: {', '.join(terms.pause_statuses) or 'nothing'}",
+        f"pause statuses: {', '.join(terms.pause_statuses) or 'none'}",
     ]
     rows = [("metric", "severity", "allowance", "calendar", "warn at", "pauses", "clause")]
     for t in terms.targets:

@@ -10,6 +10,9 @@ Resolution of one target (a metric at a severity), most specific first:
 - clause: a clause covering that metric at that severity, else one covering the metric at
   every severity. Every target needs exactly one.
 
+A clock that pauses stops accruing while the incident's status is one of the contract's
+`pause_statuses` (default: `pending_customer`, `awaiting_customer`).
+
 A contract's time zone (for periods) defaults to its calendar's; a date in `effective_from` or
 `effective_to` means midnight in that zone. Several entries with one `contract_id` and
 different `version`s are the versions of one contract.

@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 import yaml
+from click.testing import CliRunner
 
+from sla_stream.contracts_cli import contracts
 from sla_stream.core.calendar import BusinessCalendar
 from sla_stream.core.contract_file import dotted
 from sla_stream.core.contracts import (
@@ -608,3 +610,77 @@ def test_the_example_amendment_supersedes_version_one_from_july_2026() -> None:
     assert (june.version, june.target("resolution", "P1").allowance_s) == (1, 4 * 3600)
     assert (july.version, july.target("resolution", "P1").allowance_s) == (2, 2 * 3600)
     assert july.target("resolution", "P1").clause_id == "A1-2"
+
+
+# --- the command line, on files only --------------------------------------------------------
+
+
+def test_cli_validate_summarises_a_valid_file() -> None:
+    result = CliRunner().invoke(contracts, ["validate", str(EXAMPLE)])
+    assert result.exit_code == 0, result.output
+    assert "valid: 7 contracts, 8 versions, 64 targets" in result.output
+    assert "nordwind-logistik-msa: customer nordwind-logistik, tier platinum, 2 versions" in (
+        result.output
+    )
+
+
+def test_cli_validate_names_file_path_and_value(tmp_path: Path) -> None:
+    data = base()
+    data["tiers"]["gold"]["targets"]["first_response"]["P3"] = "4 hrs"
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    result = CliRunner().invoke(contracts, ["validate", str(path)])
+    assert result.exit_code == 1
+    assert f"{path}:tiers.gold.targets.first_response.P3.allowance: expected a duration" in (
+        result.output
+    )
+    assert "(got '4 hrs')" in result.output
+
+
+def test_cli_show_prints_the_effective_terms_as_a_table() -> None:
+    result = CliRunner().invoke(
+        contracts,
+        ["show", "nordwind-logistik-msa", "--file", str(EXAMPLE), "--version", "2"],
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith("nordwind-logistik-msa version 2: customer nordwind-logistik")
+    header = next(i for i, line in enumerate(lines) if line.startswith("metric"))
+    assert lines[header].split() == [
+        "metric",
+        "severity",
+        "allowance",
+        "calendar",
+        "warn",
+        "at",
+        "pauses",
+        "clause",
+    ]
+    rows = lines[header + 2 :]
+    assert len(rows) == 8
+    assert rows[0].split() == [
+        "first_response",
+        "P1",
+        "10",
+        "minutes",
+        "24x7",
+        "50%",
+        "75%",
+        "90%",
+        "no",
+        "A1-2",
+        "Critical",
+        "Incidents",
+        "(Amendment",
+        "1)",
+    ]
+    assert rows[6].split()[:6] == ["resolution", "P3", "16", "hours", "berlin-office", "50%"]
+
+
+def test_cli_show_an_unknown_contract_or_version() -> None:
+    unknown = CliRunner().invoke(contracts, ["show", "nope", "--file", str(EXAMPLE)])
+    assert unknown.exit_code == 1 and "no contract 'nope'" in unknown.output
+    version = CliRunner().invoke(
+        contracts, ["show", "demo", "--file", str(EXAMPLE), "--version", "3"]
+    )
+    assert version.exit_code == 1 and "demo has no version 3 (has 1)" in version.output
