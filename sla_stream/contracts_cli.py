@@ -78,7 +78,10 @@ def show(contract_id: str, file: Path | None, broker: str | None, version: int |
         settings = Settings()
         bootstrap = broker or settings.broker or DEFAULT_BROKER
         source = f"{settings.topic('contracts')} on {bootstrap}"
-        records = asyncio.run(read_contracts(bootstrap, settings.topic("contracts")))
+        try:
+            records = asyncio.run(read_contracts(bootstrap, settings.topic("contracts")))
+        except Exception as exc:  # as in `apply`: report the broker's failure, not a traceback
+            raise click.ClickException(f"cannot read {source}: {exc!r}") from exc
     record = records.get(contract_id)
     if record is None:
         known = ", ".join(sorted(records)) or "none"

@@ -33,8 +33,8 @@ async def publish_contracts(
     """Create the topic if needed, then send every record and wait for each to be acknowledged."""
     await ensure_topics(bootstrap, [spec])
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
     try:
+        await producer.start()  # inside the try: a failed start still needs its stop
         pending = []
         for record in records.values():
             key, value = encode_record(record)
@@ -56,10 +56,10 @@ async def read_contracts(
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
     )
-    await consumer.start()
     latest: dict[str, bytes | None] = {}
     loop = asyncio.get_running_loop()
     try:
+        await consumer.start()
         stop_at = loop.time() + deadline_s
         quiet_since = loop.time()
         while loop.time() < stop_at and loop.time() - quiet_since < idle_s:
