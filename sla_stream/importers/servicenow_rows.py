@@ -1,0 +1,246 @@
+"""Reading a ServiceNow event log: CSV rows to parsed rows grouped by incident, or refused.
+
+See `servicenow.py` for what the data looks like and how rows become events.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import re
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+from zoneinfo import ZoneInfo
+
+from sla_stream.importers.servicenow_mapping import ServiceNowMapping
+
+MISSING = "?"
+REQUIRED_COLUMNS = (
+    "number",
+    "incident_state",
+    "sys_mod_count",
+    "sys_updated_at",
+    "priority",
+    "reopen_count",
+    "opened_at",
+)
+OPTIONAL_COLUMNS = (
+    "caller_id",
+    "location",
+    "category",
+    "assignment_group",
+    "resolved_at",
+    "impact",
+    "urgency",
+    "contact_type",
+    "priority",
+)
+_STAMP = re.compile(r"(\d\d)-(\d\d)-(\d{4}) (\d\d):(\d\d)")
+
+
+class ImportFileError(ValueError):
+    """The file as a whole cannot be imported (e.g. a required column is missing)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReportedRow:
+    """A row that was not imported, and why; `row` counts the header as row 1."""
+
+    row: int
+    incident: str
+    reason: str
+    detail: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "row": self.row,
+            "incident": self.incident,
+            "reason": self.reason,
+            "detail": self.detail,
+        }
+
+    def __str__(self) -> str:
+        return f"row {self.row} {self.incident or '-'}: {self.reason}: {self.detail}"
+
+
+@dataclass
+class ImportSummary:
+    """Counts of one import; `reported` lists every row that was not imported."""
+
+    rows: int = 0
+    incidents: int = 0
+    incidents_imported: int = 0
+    events: Counter[str] = field(default_factory=Counter)
+    reported: list[ReportedRow] = field(default_factory=list)
+    notes: Counter[str] = field(default_factory=Counter)
+
+
+class RowError(Exception):
+    """A row that cannot be mapped: a short reason tag and a detail naming the column."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One parsed update of an incident."""
+
+    line: int
+    number: str
+    state: str
+    status: str
+    mod: int
+    updated_at: datetime
+    severity: str
+    reopen_count: int
+    cells: dict[str, str | None]  # the raw optional columns and opened_at, `?` as None
+
+
+class LocalTimes:
+    """`dd-mm-yyyy HH:MM` in the instance zone to aware datetimes, cached: the log repeats them."""
+
+    def __init__(self, zone: ZoneInfo):
+        self.zone = zone
+        self._cache: dict[str, datetime] = {}
+
+    def __call__(self, text: str, column: str) -> datetime:
+        hit = self._cache.get(text)
+        if hit is not None:
+            return hit
+        match = _STAMP.fullmatch(text)
+        if match is None:
+            raise RowError("bad_time", f"{column} {text!r} is not dd-mm-yyyy HH:MM")
+        day, month, year, hour, minute = map(int, match.groups())
+        try:
+            local = datetime(year, month, day, hour, minute, tzinfo=self.zone)
+        except ValueError:
+            raise RowError("bad_time", f"{column} {text!r} is not a valid date") from None
+        # A time skipped by a DST change cannot have been written by the instance: wrong zone?
+        if local.astimezone(UTC).astimezone(self.zone).replace(tzinfo=None) != local.replace(
+            tzinfo=None
+        ):
+            raise RowError(
+                "nonexistent_local_time", f"{column} {text!r} does not exist in {self.zone.key}"
+            )
+        if len(self._cache) > 500_000:
+            self._cache.clear()
+        self._cache[text] = local
+        return local
+
+
+def open_log(path: Path | str) -> TextIO:
+    """Open a CSV export, gzip-compressed when its name ends in `.gz`."""
+    path = Path(path)
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", encoding="utf-8", newline="")
+    return path.open(encoding="utf-8", newline="")
+
+
+def read_incidents(
+    source: Iterable[str], mapping: ServiceNowMapping, times: LocalTimes, summary: ImportSummary
+) -> Iterator[tuple[str, list[Row]]]:
+    """Group the parsed rows of each contiguous run of an incident number."""
+    reader = csv.reader(source)
+    header = next(reader, None)
+    if header is None:
+        raise ImportFileError("the file is empty")
+    index = {name.strip(): i for i, name in enumerate(header)}
+    absent = [c for c in REQUIRED_COLUMNS if c not in index]
+    if absent:
+        raise ImportFileError(f"required columns missing from the header: {', '.join(absent)}")
+    current, rows, done, refused = "", [], set(), False
+    for line, record in enumerate(reader, start=2):
+        summary.rows += 1
+        if len(record) != len(header):
+            summary.reported.append(
+                ReportedRow(
+                    line, "", "malformed_row", f"{len(record)} fields, the header has {len(header)}"
+                )
+            )
+            continue
+        number = record[index["number"]].strip()
+        if number in ("", MISSING):
+            summary.reported.append(ReportedRow(line, "", "missing_value", "number is missing"))
+            continue
+        if number != current:
+            if rows:
+                yield current, rows
+            current, rows, refused = number, [], number in done
+            if not refused:
+                done.add(number)
+                summary.incidents += 1
+        if refused:
+            summary.reported.append(
+                ReportedRow(
+                    line,
+                    number,
+                    "not_contiguous",
+                    "the incident's rows appeared earlier, apart from these",
+                )
+            )
+            continue
+        try:
+            rows.append(_parse(line, number, record, index, mapping, times))
+        except RowError as exc:
+            summary.reported.append(ReportedRow(line, number, exc.reason, exc.detail))
+    if rows:
+        yield current, rows
+
+
+def _cell(record: list[str], index: dict[str, int], column: str) -> str | None:
+    i = index.get(column)
+    if i is None:
+        return None
+    value = record[i].strip()
+    return None if value in ("", MISSING) else value
+
+
+def _required(record: list[str], index: dict[str, int], column: str) -> str:
+    value = _cell(record, index, column)
+    if value is None:
+        raise RowError("missing_value", f"{column} is missing")
+    return value
+
+
+def _integer(record: list[str], index: dict[str, int], column: str) -> int:
+    text = _required(record, index, column)
+    if not text.isdigit():
+        raise RowError("bad_number", f"{column} {text!r} is not a whole number")
+    return int(text)
+
+
+def _parse(
+    line: int,
+    number: str,
+    record: list[str],
+    index: dict[str, int],
+    mapping: ServiceNowMapping,
+    times: LocalTimes,
+) -> Row:
+    state = _required(record, index, "incident_state")
+    status = mapping.states.get(state)
+    if status is None:
+        raise RowError("unknown_state", f"incident_state {state!r} is not in the mapping")
+    priority = _required(record, index, "priority")
+    severity = mapping.priorities.get(priority)
+    if severity is None:
+        raise RowError("unknown_priority", f"priority {priority!r} is not in the mapping")
+    cells = {c: _cell(record, index, c) for c in (*OPTIONAL_COLUMNS, "opened_at")}
+    return Row(
+        line=line,
+        number=number,
+        state=state,
+        status=status,
+        mod=_integer(record, index, "sys_mod_count"),
+        updated_at=times(_required(record, index, "sys_updated_at"), "sys_updated_at"),
+        severity=severity,
+        reopen_count=_integer(record, index, "reopen_count"),
+        cells=cells,
+    )
