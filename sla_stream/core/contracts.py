@@ -182,7 +182,11 @@ class _Resolver:
         start = _as_instant(c.effective_from, zone)
         end = _as_instant(c.effective_to, zone)
         if start is not None and end is not None and end <= start:
-            raise self.fail("effective_to must be after effective_from", f"{at}.effective_to", end)
+            raise self.fail(
+                f"effective_to must be after effective_from ({start.isoformat()})",
+                f"{at}.effective_to",
+                end.isoformat(),
+            )
         targets = self._targets(index, c, tier_name, calendar)
         used = sorted({t.calendar for t in targets})
         return ContractTerms(

@@ -172,7 +172,8 @@ def test_effective_to_before_effective_from() -> None:
     data["contracts"][0]["effective_to"] = "2026-06-30"
     err = refusal(data)
     assert err.path == "contracts[0].effective_to"
-    assert err.value == datetime(2026, 6, 29, 22, tzinfo=UTC)  # midnight in Berlin, summer time
+    assert err.value == "2026-06-30T00:00:00+02:00"  # a date is midnight in the contract's zone
+    assert "after effective_from (2026-07-01T00:00:00+02:00)" in str(err)
 
 
 def test_effective_to_equal_to_effective_from_is_refused() -> None:
