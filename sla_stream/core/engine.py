@@ -1,0 +1,563 @@
+"""The SLA engine: every clock rule of sla-stream, for one incident, as two pure operations.
+
+`apply(state, event, contract)` and `advance(state, now, contract)` return a `Step`: the new
+state, the alerts and outcomes to publish, and the next instant at which something falls due.
+Nothing here reads a clock or does I/O. Instants are aware and normalised to UTC; durations
+are business seconds on a target's calendar (`*_s`). `clock.py` counts; this file decides.
+
+The rules (DESIGN.md "SLA clock rules" and "Rule decisions"):
+
+1. Clocks `first_response` and `resolution` start at `opened`, one per metric the contract has
+   a target for at the opening severity; they count business time on the target's calendar.
+2. What each event does to each clock is the table `TRANSITIONS` below.
+3. Pause: a clock whose target `pauses` does not accrue while the incident's status is one of
+   the contract's pause statuses. Any event that carries a status sets it; `reopened` sets it
+   to the event's status or none.
+4. Severity change (`retarget`): running and paused clocks count against the new severity's
+   target from the change on, elapsed kept (even across calendars). Fractions already sent are
+   not sent again; of the new fractions already passed and never sent only the highest fires,
+   at the change; if the new allowance is spent, only the breach fires, at the change, even
+   while paused. Stopped and breached clocks keep their target. A change to a severity with no
+   target for a metric leaves that clock on its previous target.
+5. Reopen: a resolution clock that was met resumes with its elapsed kept, under the current
+   severity (retargeted at the reopen), paused only if the event carries a pause status; its
+   `met` is retracted and its outcome withdrawn at the reopen. A breached clock stays final.
+6. `resolved` ends a pause (the clock stops). `closed` and `cancelled` are final: events sorted
+   after them are ignored ("after_final"); earlier-dated late events still apply.
+7. `cancelled` stops every clock and takes the incident out of every figure: its `met` and
+   `breach` alerts are retracted and its outcomes withdrawn. Warnings and `stopped` stay.
+8. Warnings at each warning fraction, `breach` at 1.0, `met` when a clock stops inside its
+   allowance. Events at instant t apply before anything due at t: a clock stopping exactly at
+   its deadline is met, and a warning due at the stop instant does not fire.
+9. One outcome per clock. `met` settles at the stop. A breach settles at the breach instant
+   with a provisional outcome (elapsed at the breach, `completed_at` none). When the breached
+   clock stops, a `stopped` alert clears the breach page, and the provisional outcome is
+   withdrawn and replaced by the final one: same `settled_at`, `completed_at` and the final
+   elapsed, so rollups count it once, in the breach's period, and trends get the real elapsed.
+10. Events apply in (occurred_at, `TYPE_ORDER`, event_id) order, whatever order they arrive
+    in; an event dated before `opened` counts at `opened`; a second `opened` changes nothing;
+    a repeated event_id is ignored ("duplicate"). A late event re-derives the incident from its
+    events (`_fold_all`); published alerts that no longer hold are retracted, at the late
+    event's instant, before the corrected ones (see `ledger.reconcile`).
+11. Alert ids: deterministic from (incident, metric, kind, threshold, revision), the revision
+    counting earlier retractions of that slot (`alert_ids`).
+12. Contract: the incident pins the version in force when it opened. No record: parked (events
+    recorded, nothing emitted) and evaluated from its events when a record is given; past dues
+    then fire at once with their own instants. A record without that version: the step is
+    ignored ("unknown_contract_version") and changes nothing.
+13. `emitted_at` is always a logical instant: a due instant, or the instant of the event that
+    caused the alert. Replaying the same history yields identical alerts and ids.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal, NamedTuple
+
+import orjson
+from pydantic import BaseModel, ConfigDict
+
+from sla_stream.core import clock as clk
+from sla_stream.core.calendar import calendar_for
+from sla_stream.core.clock import Clock, Mark, utc
+from sla_stream.core.ledger import AlertBody, Ident, Ledger, OutcomeBody, Slot, reconcile
+from sla_stream.core.models import METRICS, Alert, EventType, IncidentEvent, Outcome, Severity
+from sla_stream.core.terms import ContractRecord, ContractTerms, Target
+
+
+class Action(StrEnum):
+    START = "start"
+    STOP = "stop"
+    FOLLOW_STATUS = "pause/resume"
+    RETARGET = "retarget"
+    REOPEN = "reopen"
+    CANCEL = "cancel"
+
+
+# (metric, event type) -> what the event does to that metric's clock. Pairs not listed do nothing.
+TRANSITIONS: dict[tuple[str, str], Action] = {
+    ("first_response", "opened"): Action.START,
+    ("first_response", "responded"): Action.STOP,
+    ("first_response", "resolved"): Action.STOP,
+    ("first_response", "closed"): Action.STOP,
+    ("first_response", "status_changed"): Action.FOLLOW_STATUS,
+    ("first_response", "severity_changed"): Action.RETARGET,
+    ("first_response", "cancelled"): Action.CANCEL,
+    ("resolution", "opened"): Action.START,
+    ("resolution", "status_changed"): Action.FOLLOW_STATUS,
+    ("resolution", "severity_changed"): Action.RETARGET,
+    ("resolution", "resolved"): Action.STOP,
+    ("resolution", "reopened"): Action.REOPEN,
+    ("resolution", "closed"): Action.STOP,
+    ("resolution", "cancelled"): Action.CANCEL,
+}
+# Tie-break for events at one instant: the order a person would expect them to have happened.
+TYPE_ORDER: dict[str, int] = {
+    "opened": 0,
+    "severity_changed": 1,
+    "status_changed": 2,
+    "responded": 3,
+    "resolved": 4,
+    "reopened": 5,
+    "closed": 6,
+    "cancelled": 7,
+}
+FINAL_TYPES = frozenset({"closed", "cancelled"})
+# Kinds a cancel takes back; warnings and `stopped` clears stay published.
+CANCEL_RETRACTS = ("met", "breach")
+
+Ignored = Literal["duplicate", "after_final", "unknown_contract_version", "parked", "nothing_due"]
+
+
+class Recorded(BaseModel):
+    """What the engine keeps of an event: enough to re-derive the incident from its events."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_id: str
+    type: EventType
+    occurred_at: datetime
+    severity: Severity | None = None
+    status: str | None = None
+    contract_id: str | None = None
+    category: str | None = None
+    team: str | None = None
+
+    @property
+    def key(self) -> tuple[datetime, int, str]:
+        return (self.occurred_at, TYPE_ORDER[self.type], self.event_id)
+
+
+class IncidentState(BaseModel):
+    """Everything about one incident: its events, its clocks and what it has published.
+
+    `clocks`, `severity`, `status`, `category`, `team` and `final` reflect the events folded up
+    to `horizon_at` (dues strictly before it fired, and at it too when `horizon_inclusive`); they
+    are meaningful only when `evaluated`.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    incident_id: str
+    contract_id: str | None = None
+    contract_version: int | None = None
+    parked: bool = False
+    next_due_at: datetime | None = None
+    opened_at: datetime | None = None
+    severity: Severity | None = None
+    status: str | None = None
+    category: str | None = None
+    team: str | None = None
+    final: Literal["closed", "cancelled"] | None = None
+    events: tuple[Recorded, ...] = ()
+    horizon_at: datetime | None = None
+    horizon_inclusive: bool = False
+    evaluated: bool = False
+    pending_since: datetime | None = None  # earliest event recorded since the last evaluation
+    clocks: tuple[Clock, ...] = ()
+    ledger: Ledger = Ledger()
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json", exclude_defaults=True))
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> IncidentState:
+        return cls.model_validate_json(data)
+
+
+class Step(NamedTuple):
+    state: IncidentState
+    alerts: tuple[Alert, ...]
+    outcomes: tuple[Outcome, ...]
+    next_due_at: datetime | None  # earliest instant at which advance() would emit something
+    ignored: str | None  # why the input changed nothing; None when it did something
+
+
+# -- the two operations -----------------------------------------------------------------------
+
+
+def apply(
+    state: IncidentState | None, event: IncidentEvent, contract: ContractRecord | None
+) -> Step:
+    """Apply one event: dues strictly before its instant fire first, then the event itself."""
+    if state is None:
+        state = IncidentState(incident_id=event.incident_id)
+    elif state.incident_id != event.incident_id:
+        raise ValueError(f"event for {event.incident_id!r} applied to {state.incident_id!r}")
+    rec = _record(event)
+    if any(e.event_id == rec.event_id for e in state.events):
+        return _unchanged(state, "duplicate")
+    final = _final_event(state.events)
+    if final is not None and rec.key > final.key:
+        return _unchanged(state, "after_final")
+    events = list(state.events)
+    bisect.insort(events, rec, key=lambda e: e.key)
+    t = rec.occurred_at
+    if state.horizon_at is None or t > state.horizon_at:
+        horizon = (t, False)
+    else:
+        horizon = (state.horizon_at, state.horizon_inclusive)
+    pending = t if state.pending_since is None else min(t, state.pending_since)
+    grown = state.model_copy(
+        update={"events": tuple(events), "horizon_at": horizon[0], "horizon_inclusive": horizon[1]}
+    )
+    opened = _opened_event(grown.events)
+    if opened is None:
+        return _waiting(grown.model_copy(update={"pending_since": pending}), None)
+    grown = grown.model_copy(
+        update={"contract_id": opened.contract_id, "opened_at": opened.occurred_at}
+    )
+    terms, why = _pin(grown, contract)
+    if why == "unknown_contract_version":
+        return _unchanged(state, why)
+    if terms is None:
+        return _waiting(grown.model_copy(update={"parked": True, "pending_since": pending}), None)
+    if _appends_in_order(state, rec):
+        fold = _Fold.resume(state, terms)
+        fold.fire_due(t, inclusive=False)
+        _on_event(fold, rec, t)
+    else:
+        fold = _fold_all(grown, terms)
+    return _settle(grown, terms, fold, cause_at=pending)
+
+
+def advance(state: IncidentState, now: datetime, contract: ContractRecord | None) -> Step:
+    """Fire everything due at or before `now` (aware). A parked incident is evaluated from its
+    recorded events once `contract` is given."""
+    now = utc(now)
+    if state.horizon_at is None or now >= state.horizon_at:
+        state = state.model_copy(update={"horizon_at": now, "horizon_inclusive": True})
+    if state.opened_at is None:
+        return _waiting(state, "nothing_due")
+    terms, why = _pin(state, contract)
+    if why == "unknown_contract_version":
+        return _unchanged(state, why)
+    if terms is None:
+        return _waiting(state.model_copy(update={"parked": True}), "parked")
+    resumed = state.evaluated and not state.parked
+    if resumed:
+        fold = _Fold.resume(state, terms)
+        fold.fire_due(now, inclusive=True)
+    else:
+        fold = _fold_all(state, terms)
+    cause_at = state.pending_since or state.horizon_at or now
+    step = _settle(state, terms, fold, cause_at=cause_at)
+    if resumed and not step.alerts and not step.outcomes:
+        return step._replace(ignored="nothing_due")  # only the horizon moved
+    return step
+
+
+# -- folding events into clocks -----------------------------------------------------------------
+
+
+class _Fold:
+    """Scratch space of one step: the incident's clocks and the alerts and outcomes that should
+    be live, as the events (and the dues between them) are folded in time order."""
+
+    def __init__(self, terms: ContractTerms) -> None:
+        self.terms = terms
+        self.severity: str | None = None
+        self.status: str | None = None
+        self.category: str | None = None
+        self.team: str | None = None
+        self.final: str | None = None
+        self.opened = False
+        self.clocks: dict[str, Clock] = {}
+        self.alerts: dict[Slot, AlertBody] = {}
+        self.outcomes: dict[str, OutcomeBody] = {}
+        self.removed_at: dict[Slot, datetime] = {}
+
+    @classmethod
+    def resume(cls, state: IncidentState, terms: ContractTerms) -> _Fold:
+        """Continue from an evaluated state: its clocks, and its ledger as the live set."""
+        fold = cls(terms)
+        fold.severity, fold.status, fold.final = state.severity, state.status, state.final
+        fold.category, fold.team, fold.opened = state.category, state.team, True
+        fold.clocks = {c.metric: c for c in state.clocks}
+        fold.alerts = state.ledger.live_alerts()
+        fold.outcomes = state.ledger.live_outcomes()
+        return fold
+
+    def target(self, metric: str, severity: str | None) -> Target | None:
+        return None if severity is None else self.terms.target(metric, severity)
+
+    def calendar(self, target: Target) -> clk.Calendar:
+        return _calendar(self.terms, target.calendar)
+
+    def target_of(self, c: Clock) -> Target:
+        target = self.terms.target(c.metric, c.severity)
+        assert target is not None, "a clock always counts against a target of its contract"
+        return target
+
+    def pauses(self, target: Target) -> bool:
+        return target.pauses and self.status in self.terms.pause_statuses
+
+    def fire_due(self, bound: datetime, *, inclusive: bool) -> None:
+        """Fire each clock's dues before `bound` (and at it, when `inclusive`)."""
+        for metric, c in self.clocks.items():
+            while c.due_at is not None and (c.due_at < bound or (inclusive and c.due_at == bound)):
+                target = self.target_of(c)
+                c, mark = clk.fire(c, target, self.calendar(target))
+                self.announce(mark, target)
+            self.clocks[metric] = c
+
+    def announce(self, mark: Mark, target: Target) -> None:
+        """Record what a clock announced as alerts and outcomes that should be live."""
+        body = AlertBody(
+            mark.metric, mark.kind, mark.threshold, mark.severity, mark.allowance_s,
+            mark.elapsed_s, mark.deadline_at, mark.at, target.clause_id, target.clause_title,
+        )  # fmt: skip
+        self.alerts[body.slot] = body
+        if mark.kind == "warning":
+            return
+        if mark.kind == "stopped":
+            provisional = self.outcomes[mark.metric]
+            self.outcomes[mark.metric] = provisional._replace(
+                elapsed_s=mark.elapsed_s, completed_at=mark.at
+            )
+            return
+        met = mark.kind == "met"
+        self.outcomes[mark.metric] = OutcomeBody(
+            mark.metric, mark.severity, mark.allowance_s, mark.elapsed_s, met,
+            mark.at if met else None, mark.at, self.category, self.team,
+        )  # fmt: skip
+
+    def take_back(self, metric: str, kinds: tuple[str, ...], at: datetime) -> None:
+        """Remove a clock's alerts of `kinds` and its outcome (a reopen, a cancel)."""
+        for slot in [s for s in self.alerts if s[0] == metric and s[1] in kinds]:
+            del self.alerts[slot]
+            self.removed_at[slot] = at
+        self.outcomes.pop(metric, None)
+
+
+def _fold_all(state: IncidentState, terms: ContractTerms) -> _Fold:
+    """Re-derive the incident from all its events, firing dues between them, up to the horizon."""
+    fold = _Fold(terms)
+    opened = _opened_event(state.events)
+    assert opened is not None and state.horizon_at is not None
+    _open(fold, opened)
+    for rec in state.events:
+        if rec is opened:
+            continue
+        if fold.final is not None:
+            break  # rule 6: everything sorted after a final event is ignored
+        t = max(rec.occurred_at, opened.occurred_at)  # rule 10: before `opened` counts at it
+        fold.fire_due(t, inclusive=False)
+        _on_event(fold, rec, t)
+    fold.fire_due(state.horizon_at, inclusive=state.horizon_inclusive)
+    return fold
+
+
+def _open(fold: _Fold, rec: Recorded) -> None:
+    """Rule 1: start a clock per metric with a target at the opening severity."""
+    fold.opened = True
+    fold.severity, fold.status = rec.severity, rec.status
+    fold.category, fold.team = rec.category, rec.team
+    for metric in METRICS:
+        target = fold.target(metric, fold.severity)
+        if target is not None and TRANSITIONS.get((metric, "opened")) is Action.START:
+            cal = fold.calendar(target)
+            fold.clocks[metric] = clk.start(
+                target, rec.occurred_at, cal, paused=fold.pauses(target)
+            )
+
+
+def _on_event(fold: _Fold, rec: Recorded, t: datetime) -> None:
+    if rec.type == "opened":
+        return  # rule 10: a second `opened` changes nothing
+    fold.category = rec.category or fold.category
+    fold.team = rec.team or fold.team
+    if rec.type == "severity_changed":
+        fold.severity = rec.severity
+    if rec.type == "reopened":
+        fold.status = rec.status  # rule 5: not paused unless the event carries a pause status
+    elif rec.status is not None:
+        fold.status = rec.status
+    for metric in list(fold.clocks):
+        action = TRANSITIONS.get((metric, rec.type))
+        if action is not None:
+            ACTIONS[action](fold, metric, t)
+        _follow_status(fold, metric, t)
+    if rec.type in FINAL_TYPES:
+        fold.final = rec.type
+
+
+# -- what the table's actions do ----------------------------------------------------------------
+
+
+def _stop(fold: _Fold, metric: str, t: datetime) -> None:
+    c = fold.clocks[metric]
+    if c.phase in ("running", "paused"):
+        target = fold.target_of(c)
+        c, mark = clk.stop(c, t, target, fold.calendar(target))
+        fold.clocks[metric] = c
+        fold.announce(mark, target)
+
+
+def _follow_status(fold: _Fold, metric: str, t: datetime) -> None:
+    """Rule 3: pause or resume to match the incident's status."""
+    c = fold.clocks[metric]
+    if c.phase not in ("running", "paused"):
+        return
+    target = fold.target_of(c)
+    should_pause = fold.pauses(target)
+    if c.phase == "running" and should_pause:
+        fold.clocks[metric] = clk.pause(c, t, target, fold.calendar(target))
+    elif c.phase == "paused" and not should_pause:
+        fold.clocks[metric] = clk.resume(c, t, target, fold.calendar(target))
+
+
+def _retarget(fold: _Fold, metric: str, t: datetime) -> None:
+    """Rule 4."""
+    c = fold.clocks[metric]
+    if c.phase not in ("running", "paused") or c.breached_at is not None:
+        return
+    new = fold.target(metric, fold.severity)
+    if new is None or new.severity == c.severity:
+        return
+    old = fold.target_of(c)
+    c, mark = clk.retarget(c, new, t, fold.calendar(old), fold.calendar(new))
+    fold.clocks[metric] = c
+    if mark is not None:
+        fold.announce(mark, new)
+
+
+def _reopen(fold: _Fold, metric: str, t: datetime) -> None:
+    """Rule 5."""
+    c = fold.clocks[metric]
+    if c.phase != "stopped" or c.breached_at is not None:
+        return
+    fold.take_back(metric, ("met",), t)
+    target = fold.target_of(c)
+    fold.clocks[metric] = clk.reopen(c, t, target, fold.calendar(target), paused=False)
+    _retarget(fold, metric, t)
+
+
+def _cancel(fold: _Fold, metric: str, t: datetime) -> None:
+    """Rule 7."""
+    c = fold.clocks[metric]
+    target = fold.target_of(c)
+    fold.clocks[metric] = clk.cancel(c, t, fold.calendar(target))
+    fold.take_back(metric, CANCEL_RETRACTS, t)
+
+
+def _start(fold: _Fold, metric: str, t: datetime) -> None:
+    """Clocks start only in `_open`; a later `opened` changes nothing (rule 10)."""
+
+
+ACTIONS: dict[Action, Callable[[_Fold, str, datetime], None]] = {
+    Action.START: _start,
+    Action.STOP: _stop,
+    Action.FOLLOW_STATUS: _follow_status,
+    Action.RETARGET: _retarget,
+    Action.REOPEN: _reopen,
+    Action.CANCEL: _cancel,
+}
+
+
+# -- contract pinning, recording, settling ------------------------------------------------------
+
+
+def _pin(
+    state: IncidentState, contract: ContractRecord | None
+) -> tuple[ContractTerms | None, str | None]:
+    """Rule 12: the terms of the version in force when the incident opened."""
+    if contract is None or contract.contract_id != state.contract_id:
+        return None, None
+    if state.contract_version is not None:
+        terms = contract.version(state.contract_version)
+    else:
+        assert state.opened_at is not None
+        terms = contract.for_incident_opened_at(state.opened_at)
+    return (terms, None) if terms is not None else (None, "unknown_contract_version")
+
+
+def _appends_in_order(state: IncidentState, rec: Recorded) -> bool:
+    """Whether `rec` comes after everything the evaluated state has folded, dues included."""
+    if not state.evaluated or state.parked or state.horizon_at is None:
+        return False
+    if rec.occurred_at > state.horizon_at:
+        return True
+    return (
+        rec.occurred_at == state.horizon_at
+        and not state.horizon_inclusive
+        and (not state.events or rec.key > state.events[-1].key)
+    )
+
+
+def _settle(state: IncidentState, terms: ContractTerms, fold: _Fold, *, cause_at: datetime) -> Step:
+    assert state.opened_at is not None and state.contract_id is not None
+    ident = Ident(
+        state.incident_id, state.contract_id, terms.customer_id, terms.tier, state.opened_at
+    )
+    ledger, alerts, outcomes = reconcile(
+        state.ledger, fold.alerts, fold.outcomes, fold.removed_at, cause_at, ident
+    )
+    dues = [c.due_at for c in fold.clocks.values() if c.due_at is not None]
+    next_due = min(dues) if dues else None
+    new = state.model_copy(
+        update={
+            "contract_version": terms.version,
+            "parked": False,
+            "evaluated": True,
+            "pending_since": None,
+            "next_due_at": next_due,
+            "severity": fold.severity,
+            "status": fold.status,
+            "category": fold.category,
+            "team": fold.team,
+            "final": fold.final,
+            "clocks": tuple(fold.clocks.values()),
+            "ledger": ledger,
+        }
+    )
+    return Step(new, alerts, outcomes, next_due, None)
+
+
+def _record(event: IncidentEvent) -> Recorded:
+    return Recorded(
+        event_id=event.event_id,
+        type=event.type,
+        occurred_at=utc(event.occurred_at),
+        severity=event.severity,
+        status=event.status,
+        contract_id=event.contract_id if event.type == "opened" else None,
+        category=event.category,
+        team=event.team,
+    )
+
+
+def _opened_event(events: tuple[Recorded, ...]) -> Recorded | None:
+    return next((e for e in events if e.type == "opened"), None)
+
+
+def _final_event(events: tuple[Recorded, ...]) -> Recorded | None:
+    return next((e for e in events if e.type in FINAL_TYPES), None)
+
+
+def _unchanged(state: IncidentState, why: str) -> Step:
+    return Step(state, (), (), state.next_due_at, why)
+
+
+def _waiting(state: IncidentState, why: str | None) -> Step:
+    """Recorded but not evaluated: no opened event yet, or no contract (parked)."""
+    state = state.model_copy(update={"next_due_at": None})
+    return Step(state, (), (), None, why)
+
+
+_CALENDARS: dict[tuple[str, int, str], tuple[object, clk.Calendar]] = {}
+
+
+def _calendar(terms: ContractTerms, name: str) -> clk.Calendar:
+    """The calendar a target names, via `calendar_for`, memoised per contract version."""
+    block = terms.calendars.get(name, name)  # "24x7" needs no block
+    key = (terms.contract_id, terms.version, name)
+    hit = _CALENDARS.get(key)
+    if hit is not None and (hit[0] is block or hit[0] == block):
+        return hit[1]
+    cal = calendar_for(block)
+    _CALENDARS[key] = (block, cal)
+    return cal

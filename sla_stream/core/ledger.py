@@ -1,0 +1,234 @@
+"""What an incident has published, and the diff that turns "what should exist" into effects.
+
+The engine derives, from an incident's events, the alerts and outcomes that should be live
+(`AlertBody` per slot, `OutcomeBody` per metric). `reconcile` compares them with the ledger of
+what was published and returns the new ledger and the effects: a `retracted` alert for each live
+alert that should no longer exist or now reads differently, then the new or corrected alerts;
+a withdrawal record for each outcome that should no longer stand, then the new outcomes. After
+every step the ledger's live set equals the derived set, so a step that appends an event in
+time order can start from the ledger instead of re-deriving the incident.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import NamedTuple
+
+from pydantic import BaseModel, ConfigDict
+
+from sla_stream.core import alert_ids
+from sla_stream.core.models import Alert, Outcome
+
+# (metric, kind, threshold): one alert is live per slot at a time.
+Slot = tuple[str, str, float | None]
+KIND_ORDER = {"retracted": 0, "warning": 1, "breach": 2, "met": 3, "stopped": 4}
+METRIC_ORDER = {"first_response": 0, "resolution": 1}
+
+
+class AlertBody(NamedTuple):
+    metric: str
+    kind: str
+    threshold: float | None
+    severity: str
+    allowance_s: float
+    elapsed_s: float
+    deadline: datetime | None
+    emitted_at: datetime
+    clause_id: str
+    clause_title: str
+
+    @property
+    def slot(self) -> Slot:
+        return (self.metric, self.kind, self.threshold)
+
+
+class OutcomeBody(NamedTuple):
+    metric: str
+    severity: str
+    allowance_s: float
+    elapsed_s: float
+    met: bool
+    completed_at: datetime | None
+    settled_at: datetime
+    category: str | None
+    team: str | None
+
+
+class Ident(NamedTuple):
+    """What every effect of one incident carries besides its body."""
+
+    incident_id: str
+    contract_id: str
+    customer_id: str
+    tier: str
+    opened_at: datetime
+
+
+class LiveAlert(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    alert_id: str
+    body: AlertBody
+
+
+class LiveOutcome(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    outcome_id: str
+    body: OutcomeBody
+
+
+class Ledger(BaseModel):
+    """Live alerts and outcomes, and per slot how many retractions / outcomes came before."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    alerts: tuple[LiveAlert, ...] = ()
+    outcomes: tuple[LiveOutcome, ...] = ()
+    revisions: dict[str, int] = {}
+
+    def live_alerts(self) -> dict[Slot, AlertBody]:
+        return {a.body.slot: a.body for a in self.alerts}
+
+    def live_outcomes(self) -> dict[str, OutcomeBody]:
+        return {o.body.metric: o.body for o in self.outcomes}
+
+
+class Reconciled(NamedTuple):
+    ledger: Ledger
+    alerts: tuple[Alert, ...]
+    outcomes: tuple[Outcome, ...]
+
+
+def reconcile(
+    ledger: Ledger,
+    alerts: dict[Slot, AlertBody],
+    outcomes: dict[str, OutcomeBody],
+    removed_at: dict[Slot, datetime],
+    cause_at: datetime,
+    ident: Ident,
+) -> Reconciled:
+    """Effects that take the published state to the derived one.
+
+    A retraction is emitted at the instant its slot was removed in the derived history (a
+    reopen, a cancel) or, for a correction, at `cause_at`: the instant of the event that made
+    the published alert wrong.
+    """
+    revisions = dict(ledger.revisions)
+    live: list[LiveAlert] = []
+    emitted: list[Alert] = []
+    for entry in ledger.alerts:
+        body = entry.body
+        if alerts.get(body.slot) == body:
+            live.append(entry)
+            continue
+        at = removed_at.get(body.slot, cause_at)
+        emitted.append(_retraction(entry, at, ident))
+        key = _slot_key(body.slot)
+        revisions[key] = revisions.get(key, 0) + 1
+    have = {e.body.slot for e in live}
+    for slot, body in alerts.items():
+        if slot in have:
+            continue
+        revision = revisions.get(_slot_key(slot), 0)
+        entry = LiveAlert(
+            alert_id=alert_ids.alert_id(ident.incident_id, *slot, revision), body=body
+        )
+        live.append(entry)
+        emitted.append(_alert(entry.alert_id, body, ident))
+    emitted.sort(key=_alert_order)
+    live.sort(key=lambda e: _alert_order_body(e.body))
+    kept, published = _reconcile_outcomes(ledger, outcomes, revisions, ident)
+    new = Ledger(alerts=tuple(live), outcomes=kept, revisions=revisions)
+    return Reconciled(new, tuple(emitted), published)
+
+
+def _reconcile_outcomes(
+    ledger: Ledger, outcomes: dict[str, OutcomeBody], revisions: dict[str, int], ident: Ident
+) -> tuple[tuple[LiveOutcome, ...], tuple[Outcome, ...]]:
+    kept: list[LiveOutcome] = []
+    withdrawals: list[Outcome] = []
+    fresh: list[Outcome] = []
+    for entry in ledger.outcomes:
+        if outcomes.get(entry.body.metric) == entry.body:
+            kept.append(entry)
+        else:
+            withdrawals.append(_withdrawal(entry, ident))
+    have = {e.body.metric for e in kept}
+    for metric, body in outcomes.items():
+        if metric in have:
+            continue
+        key = f"outcome|{metric}"
+        revision = revisions.get(key, 0)
+        revisions[key] = revision + 1
+        entry = LiveOutcome(
+            outcome_id=alert_ids.outcome_id(ident.incident_id, metric, revision), body=body
+        )
+        kept.append(entry)
+        fresh.append(_outcome(entry.outcome_id, body, ident, None))
+    kept.sort(key=lambda e: METRIC_ORDER[e.body.metric])
+    fresh.sort(key=lambda o: (o.completed_at or o.settled_at, METRIC_ORDER[o.metric]))
+    return tuple(kept), (*withdrawals, *fresh)
+
+
+def _slot_key(slot: Slot) -> str:
+    metric, kind, threshold = slot
+    return f"{metric}|{kind}|{alert_ids.threshold_key(threshold)}"
+
+
+def _alert_order_body(b: AlertBody) -> tuple:
+    return (b.emitted_at, KIND_ORDER[b.kind], METRIC_ORDER[b.metric], b.threshold or 0.0)
+
+
+def _alert_order(a: Alert) -> tuple:
+    return (a.emitted_at, KIND_ORDER[a.kind], METRIC_ORDER[a.metric], a.threshold or 0.0)
+
+
+def _alert(alert_id: str, b: AlertBody, ident: Ident, retracts: str | None = None) -> Alert:
+    return Alert.model_construct(
+        alert_id=alert_id,
+        kind=b.kind,
+        incident_id=ident.incident_id,
+        contract_id=ident.contract_id,
+        customer_id=ident.customer_id,
+        metric=b.metric,
+        severity=b.severity,
+        threshold=b.threshold,
+        allowance_s=b.allowance_s,
+        elapsed_s=b.elapsed_s,
+        deadline=b.deadline,
+        clause_id=b.clause_id,
+        clause_title=b.clause_title,
+        emitted_at=b.emitted_at,
+        retracts=retracts,
+    )
+
+
+def _retraction(entry: LiveAlert, at: datetime, ident: Ident) -> Alert:
+    body = entry.body._replace(kind="retracted", emitted_at=at)
+    return _alert(alert_ids.retraction_id(entry.alert_id), body, ident, retracts=entry.alert_id)
+
+
+def _outcome(outcome_id: str, b: OutcomeBody, ident: Ident, withdraws: str | None) -> Outcome:
+    return Outcome.model_construct(
+        outcome_id=outcome_id,
+        incident_id=ident.incident_id,
+        contract_id=ident.contract_id,
+        customer_id=ident.customer_id,
+        tier=ident.tier,
+        severity=b.severity,
+        category=b.category,
+        team=b.team,
+        metric=b.metric,
+        allowance_s=b.allowance_s,
+        elapsed_s=b.elapsed_s,
+        met=b.met,
+        opened_at=ident.opened_at,
+        completed_at=b.completed_at,
+        settled_at=b.settled_at,
+        withdraws=withdraws,
+    )
+
+
+def _withdrawal(entry: LiveOutcome, ident: Ident) -> Outcome:
+    return _outcome(alert_ids.withdrawal_id(entry.outcome_id), entry.body, ident, entry.outcome_id)
