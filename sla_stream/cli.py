@@ -54,9 +54,9 @@ def broker(host: str, port: int) -> None:
 
 
 def _register() -> None:
-    from sla_stream.stream_cli import send, tail, worker
+    from sla_stream.stream_cli import demo, send, tail, worker
 
-    for command in (worker, send, tail):
+    for command in (worker, send, tail, demo):
         main.add_command(command)
 
 

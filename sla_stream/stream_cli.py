@@ -70,3 +70,18 @@ def tail(what: str, bootstrap: str | None, as_json: bool, from_beginning: bool) 
                 bootstrap or default_bootstrap(settings), settings.topic(what), show, from_beginning
             )
         )
+
+
+@click.command()
+@click.option(
+    "--contracts",
+    "contracts_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=Path("examples/contracts.yaml"),
+    show_default=True,
+)
+def demo(contracts_file: Path) -> None:
+    """Run everything: embedded broker, sample contracts, a worker and a live demo feed."""
+    from sla_stream.demo import run_demo
+
+    run_demo(contracts_file)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from sla_stream.settings import Settings
 from sla_stream.stream.admin import TopicSpec
+from sla_stream.stream.contracts_topic import contracts_topic
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     return [
         TopicSpec(n.events, p, replication_factor=rf),
         TopicSpec(n.ticks, p, {"retention.ms": str(3600 * 1000)}, replication_factor=rf),
-        TopicSpec(n.contracts, 1, {"cleanup.policy": "compact"}, replication_factor=rf),
+        contracts_topic(settings),
         TopicSpec(n.alerts, p, replication_factor=rf),
         TopicSpec(n.outcomes, p, replication_factor=rf),
         TopicSpec(n.dead_letter, 1, replication_factor=rf),

@@ -1,0 +1,135 @@
+"""`make run`: embedded broker, sample contracts, a worker and a live demo feed, in one command.
+
+The feed plays incidents on the `demo` contract in real time (windows of tens of seconds), so
+warnings and breaches appear within a minute. Ctrl-C stops everything this command started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import signal
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+from aiokafka import AIOKafkaProducer
+
+from sla_stream.core.contracts import load_contracts
+from sla_stream.settings import Settings
+from sla_stream.stream.admin import ensure_topics
+from sla_stream.stream.client import follow, format_message
+from sla_stream.stream.contracts_topic import contracts_topic, publish_contracts
+from sla_stream.stream.topics import topic_specs
+
+DEMO_CONTRACT = "demo"
+
+
+async def play_feed(bootstrap: str, topic: str, seed: int = 7, every_s: float = 4.0) -> None:
+    """Open an incident every few seconds and play its life out in real time."""
+    rng = random.Random(seed)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    await producer.start()
+    tasks: set[asyncio.Task[None]] = set()
+    try:
+        for number in range(1, 1_000_000):
+            task = asyncio.create_task(_incident(producer, topic, f"DEMO-{number:04d}", rng))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            await asyncio.sleep(rng.expovariate(1 / every_s))
+    finally:
+        for task in tasks:
+            task.cancel()
+        await producer.stop()
+
+
+async def _incident(
+    producer: AIOKafkaProducer, topic: str, incident: str, rng: random.Random
+) -> None:
+    severity = rng.choices(["P1", "P2", "P3"], weights=[2, 3, 3])[0]
+    steps: list[tuple[float, str, dict[str, Any]]] = [(0, "opened", {"severity": severity})]
+    respond_at = rng.lognormvariate(3.0, 0.6)  # median ~20 s against 30-60 s windows
+    steps.append((respond_at, "responded", {}))
+    t = respond_at
+    if rng.random() < 0.3:
+        steps.append((t + 3, "status_changed", {"status": "pending_customer"}))
+        t += 3 + rng.uniform(5, 20)
+        steps.append((t, "status_changed", {"status": "active"}))
+    if rng.random() < 0.15:
+        steps.append((t + 2, "severity_changed", {"severity": "P1"}))
+    steps.append((t + rng.lognormvariate(3.6, 0.5), "resolved", {}))
+    started = asyncio.get_running_loop().time()
+    for n, (offset, kind, extra) in enumerate(sorted(steps, key=lambda s: s[0])):
+        delay = started + offset - asyncio.get_running_loop().time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        event = {
+            "event_id": f"{incident}-{n}",
+            "incident_id": incident,
+            "type": kind,
+            "occurred_at": datetime.now(UTC).isoformat(),
+            "contract_id": DEMO_CONTRACT,
+            "category": rng.choice(["network", "database", "access", "email"]),
+            "team": rng.choice(["service-desk", "infra"]),
+            "source": "demo",
+            **extra,
+        }
+        await producer.send(topic, orjson.dumps(event), key=incident.encode())
+
+
+def _start_worker(settings: Settings, bootstrap: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "SLA_BROKER": bootstrap, "SLA_DATA_DIR": str(settings.data_dir)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "sla_stream.cli", "worker"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=(settings.data_dir / "worker.log").open("ab"),
+        start_new_session=True,
+    )
+
+
+async def _run(settings: Settings, bootstrap: str, contracts_file: Path) -> None:
+    await ensure_topics(bootstrap, topic_specs(settings))
+    records = load_contracts(contracts_file)
+    await publish_contracts(bootstrap, contracts_topic(settings), records)
+    click.echo(f"applied {len(records)} contracts from {contracts_file}")
+    feed = asyncio.create_task(play_feed(bootstrap, settings.topic("incident-events")))
+
+    def show(value: bytes) -> None:
+        click.echo(format_message("alerts", orjson.loads(value)))
+
+    try:
+        await follow(bootstrap, settings.topic("alerts"), show, from_beginning=False)
+    finally:
+        feed.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await feed
+
+
+def run_demo(contracts_file: Path) -> None:
+    from sla_stream.stream.worker import broker_for
+
+    settings = Settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    with broker_for(settings) as bootstrap:
+        worker = _start_worker(settings, bootstrap)
+        base = f"http://{settings.web_host}:{settings.web_port}"
+        click.echo(f"broker {bootstrap}; worker log {settings.data_dir / 'worker.log'}")
+        click.echo(f"dashboard {base}/   metrics {base}/metrics   Ctrl-C stops everything")
+        try:
+            asyncio.run(_run(settings, bootstrap, contracts_file))
+        except KeyboardInterrupt:
+            click.echo("stopping")
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(worker.pid, signal.SIGTERM)
+            try:
+                worker.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(worker.pid, signal.SIGKILL)
