@@ -8,6 +8,7 @@ import click
 
 from sla_stream import __version__
 from sla_stream.contracts_cli import contracts
+from sla_stream.importers.cli import import_group
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -62,6 +63,7 @@ def _register() -> None:
 
 _register()
 main.add_command(contracts)
+main.add_command(import_group)
 
 if __name__ == "__main__":
     main()

@@ -1,0 +1,119 @@
+"""`sla-stream import ...`: convert ticketing-system exports into incident events (JSON lines)."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import time
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+from typing import BinaryIO
+
+import click
+import orjson
+
+from sla_stream.core.models import EVENT_TYPES, IncidentEvent
+from sla_stream.importers.servicenow import (
+    ImportFileError,
+    ImportSummary,
+    ReportedRow,
+    convert,
+    open_log,
+)
+from sla_stream.importers.servicenow_mapping import MappingError, load_mapping
+
+
+@click.group("import")
+def import_group() -> None:
+    """Convert ticketing-system exports into incident events."""
+
+
+@import_group.command("servicenow")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--mapping",
+    "mapping_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="YAML: time zone, contracts by caller/location, state names.",
+)
+@click.option(
+    "--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="events.jsonl"
+)
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write reported rows here as JSON lines instead of to stderr.",
+)
+@click.option(
+    "--order",
+    type=click.Choice(["incident", "time"]),
+    default="incident",
+    show_default=True,
+    help="incident: each incident's events together, as read; time: all by occurred_at.",
+)
+def servicenow(
+    file: Path, mapping_path: Path, out: Path, report_path: Path | None, order: str
+) -> None:
+    """Convert a ServiceNow incident event log (CSV, or .csv.gz) into incident events."""
+    try:
+        mapping = load_mapping(mapping_path)
+    except MappingError as exc:
+        raise click.ClickException(str(exc)) from None
+    summary = ImportSummary()
+    started = time.perf_counter()
+    partial = out.with_name(out.name + ".part")  # a failed import leaves no half-written --out
+    try:
+        with open_log(file) as source, partial.open("wb") as sink:
+            events: Iterable[IncidentEvent] = convert(source, mapping, summary)
+            if order == "time":
+                events = sorted(
+                    events, key=lambda e: e.occurred_at
+                )  # stable: keeps each incident's order
+            _write(events, sink)
+    except (ImportFileError, UnicodeDecodeError, csv.Error, gzip.BadGzipFile, EOFError) as exc:
+        partial.unlink(missing_ok=True)
+        raise click.ClickException(f"{file}: {exc}") from None
+    partial.replace(out)
+    took = time.perf_counter() - started
+    _write_report(summary.reported, report_path)
+    click.echo(_summary_text(summary, took))
+    click.echo(f"wrote {out}")
+
+
+def _write(events: Iterable[IncidentEvent], sink: BinaryIO) -> None:
+    for event in events:
+        sink.write(event.to_json() + b"\n")
+
+
+def _write_report(reported: list[ReportedRow], path: Path | None) -> None:
+    if path is None:
+        for row in reported:
+            click.echo(str(row), err=True)
+        return
+    with path.open("wb") as sink:
+        for row in reported:
+            sink.write(orjson.dumps(row.as_dict()) + b"\n")
+
+
+def _summary_text(summary: ImportSummary, took_seconds: float) -> str:
+    rate = summary.rows / took_seconds if took_seconds > 0 else 0.0
+    reasons = Counter(row.reason for row in summary.reported)
+    lines = [
+        _line("rows", summary.rows, f"{took_seconds:.1f} s, {rate:,.0f} rows/s"),
+        _line("incidents", summary.incidents, f"{summary.incidents_imported:,} imported"),
+        _line("events", sum(summary.events.values())),
+        *(_line(f"  {t}", summary.events[t]) for t in EVENT_TYPES if summary.events[t]),
+        _line("rows reported", len(summary.reported)),
+        *(_line(f"  {r}", n) for r, n in sorted(reasons.items())),
+    ]
+    if summary.notes:
+        lines.append("notes")
+        lines += [_line(f"  {k}", n) for k, n in sorted(summary.notes.items())]
+    return "\n".join(lines)
+
+
+def _line(label: str, count: int, extra: str = "") -> str:
+    return f"{label:<24}{count:>9,}" + (f"  ({extra})" if extra else "")
