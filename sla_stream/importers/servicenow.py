@@ -14,11 +14,12 @@ What the public log shows (141,712 rows, 24,918 incidents), and what the importe
    In one incident the first update precedes `opened_at` (`INC0000131`: created and updated at
    07:14, opened_at 09:41); an event is never dated before the incident's previous event, so
    such a row is dated at it and counted in the notes (`times_moved_forward`).
-4. Leaving `New` is the first response. 8,521 incidents have no `New` row at all (their first row
+4. Leaving `New` is the first response. 8,522 incidents have no `New` row at all (their first row
    is already Active, Awaiting or Resolved): their response is dated at the first row
    (`first_row_past_new`). `New` straight to `Resolved`/`Closed` also emits `responded` first.
 5. A change of open status emits `status_changed` (`awaiting_user_info`, back to `active`, ...),
-   except `New` to `Active`, which the `responded` event (status `active`) already says.
+   except `New` to `Active`, which the `responded` event (status `active`) already says. Every
+   event that changes the status carries it (the engine sets the status from any event).
 6. `resolved_at` and `closed_at` hold the record's last values on every row: they describe only
    the last resolution, and `resolved_at` equals the time of the row entering that last
    `Resolved` in 23,067 incidents, of a later save while still `Resolved` (hours to days later)
@@ -26,11 +27,16 @@ What the public log shows (141,712 rows, 24,918 incidents), and what the importe
    state_change`) `resolved` is dated at the row where the state became `Resolved`;
    `resolution_time: resolved_at` dates the last resolution at `resolved_at` instead.
 7. `Resolved`/`Closed` back to an open state is `reopened` (with the new status); in the log the
-   reopen count rises exactly then. A rise between two final rows emits `reopened` and the final
-   event again. 12 incidents are reopened after `Closed` (the instance auto-closes 5 days after
-   resolution): since the engine treats `closed` as final, only an incident's last `Closed`
-   emits `closed`; an earlier one is counted in the notes (`closed_then_reopened`).
-8. Rows that cannot be mapped (state `-100`, `?` or unparseable where required, local times that
+   reopen count rises exactly then and nowhere else. 12 incidents are reopened after `Closed`
+   (the instance closes most incidents 5 days after resolution): as the engine treats `closed`
+   as final, only an incident's last `Closed` emits `closed`; an earlier one is counted in the
+   notes (`closed_then_reopened`). A rise between two final rows (never seen) has no instant to
+   give a reopen and re-resolution: counted (`reopen_count_rose_while_final`), nothing emitted.
+8. Times have no seconds, and the engine orders events of one instant by type
+   (`engine.TYPE_ORDER`). Where that would reverse two rows of the same minute (117 rows, e.g.
+   `INC0008478` reopened at 11:47 and resolved again at 11:47), the later row is dated one
+   second on (`second_added_for_order`), so the engine applies the rows in log order.
+9. Rows that cannot be mapped (state `-100`, `?` or unparseable where required, local times that
    do not exist in the zone) are reported with their row number (header = row 1) and skipped;
    the incident goes on from the rows around them. Ambiguous local times (DST fall-back) take
    the earlier instant.
@@ -39,13 +45,13 @@ What the public log shows (141,712 rows, 24,918 incidents), and what the importe
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sla_stream.core.engine import TYPE_ORDER
 from sla_stream.core.models import IncidentEvent
 from sla_stream.importers.servicenow_mapping import (
     ACTIVE,
-    CANCELLED,
     CLOSED,
     FINAL_STATUSES,
     NEW,
@@ -64,6 +70,7 @@ from sla_stream.importers.servicenow_rows import (
 )
 
 SOURCE = "servicenow"
+_SECOND = timedelta(seconds=1)
 __all__ = ["ImportFileError", "ImportSummary", "ReportedRow", "convert", "open_log"]
 
 
@@ -129,7 +136,7 @@ def _misfit(row: Row, kept: Row, low: datetime | None, high: datetime | None) ->
 
 
 class _Incident:
-    """Walks one incident's rows in sequence and emits its events."""
+    """Walks one incident's rows in sequence; each row's events are buffered, then dated."""
 
     def __init__(
         self, number: str, mapping: ServiceNowMapping, times: LocalTimes, summary: ImportSummary
@@ -140,35 +147,26 @@ class _Incident:
         self.summary = summary
         self.events: list[IncidentEvent] = []
         self.pending_closed: IncidentEvent | None = None
+        self.buffer: list[tuple[str, dict[str, Any]]] = []
         self.ids: set[str] = set()
         self.status = NEW
         self.severity = ""
         self.reopen_count = 0
         self.responded = False
-        self.last_at: datetime | None = None
         self.contract = ""
+        self.last_at = datetime.min.replace(tzinfo=UTC)
+        self.last_rank = -1  # highest TYPE_ORDER rank among the events dated at `last_at`
         self.last_resolving_line = 0
         self.resolution_bound: datetime | None = None
 
     def convert(self, rows: list[Row]) -> list[IncidentEvent]:
-        rows = _in_sequence(rows, self.summary)
-        rows = self._open(rows)
+        rows = self._open(_in_sequence(rows, self.summary))
         self._find_last_resolution(rows)
         for row in rows:
             self._step(row)
         if self.pending_closed is not None:
             self.events.append(self.pending_closed)
         return self.events
-
-    def _find_last_resolution(self, rows: list[Row]) -> None:
-        """The row entering the last Resolved, and when the first row after that episode is."""
-        previous = None
-        for i, row in enumerate(rows):
-            if row.status == RESOLVED and previous != RESOLVED:
-                self.last_resolving_line = row.line
-                after = (r.updated_at for r in rows[i + 1 :] if r.status != RESOLVED)
-                self.resolution_bound = next(after, None)
-            previous = row.status
 
     def _open(self, rows: list[Row]) -> list[Row]:
         """Open at the first row whose opened_at reads; report the rows before it."""
@@ -181,69 +179,104 @@ class _Incident:
                 continue
             self.severity, self.reopen_count = row.severity, row.reopen_count
             self.contract = self.mapping.contract_for(row.cells["caller_id"], row.cells["location"])
-            self.last_at = opened_at
             keys = ("caller_id", "location", "priority", "impact", "urgency", "contact_type")
             facts = {k: row.cells[k] for k in keys if row.cells[k] is not None}
-            self._emit(row, opened_at, "opened", severity=row.severity, status=NEW, extra=facts)
+            self.buffer.append(
+                ("opened", {"severity": row.severity, "status": NEW, "extra": facts})
+            )
+            self._flush(row, opened_at)
             if row.status != NEW:
                 self.summary.notes["first_row_past_new"] += 1
             return rows[i:]
         return []
 
+    def _find_last_resolution(self, rows: list[Row]) -> None:
+        """The row entering the last Resolved, and when the first row after that episode is."""
+        previous = None
+        for i, row in enumerate(rows):
+            if row.status == RESOLVED and previous != RESOLVED:
+                self.last_resolving_line = row.line
+                after = (r.updated_at for r in rows[i + 1 :] if r.status != RESOLVED)
+                self.resolution_bound = next(after, None)
+            previous = row.status
+
     def _step(self, row: Row) -> None:
-        at = self._at(row.updated_at)
         rose = row.reopen_count > self.reopen_count
         self.reopen_count = max(self.reopen_count, row.reopen_count)
         if row.severity != self.severity:
             self.severity = row.severity
-            self._emit(row, at, "severity_changed", severity=row.severity)
-        if self.status in FINAL_STATUSES:
-            self._from_final(row, at, rose)
+            self.buffer.append(("severity_changed", {"severity": row.severity}))
+        if self.status not in FINAL_STATUSES:
+            self._from_open(row.status)
+        elif row.status not in FINAL_STATUSES:
+            self._drop_pending_closed()
+            self.status = row.status
+            self.buffer.append(("reopened", {"status": row.status}))
         else:
-            self._from_open(row, at)
+            if rose:  # reopened and final again between two rows: no instant to give either
+                self.summary.notes["reopen_count_rose_while_final"] += 1
+            self._final_to_final(row.status)
+        self._flush(row, row.updated_at)
 
-    def _from_open(self, row: Row, at: datetime) -> None:
-        target, previous = row.status, self.status
+    def _from_open(self, target: str) -> None:
+        previous = self.status
         if not self.responded and target != NEW:
             self.responded = True
             status = None if target in FINAL_STATUSES else target
-            self._emit(row, at, "responded", status=status)
+            self.buffer.append(("responded", {"status": status}))
         if target == previous:
             return
         self.status = target
-        if target == RESOLVED:
-            self._emit(row, self._resolution_at(row, at), "resolved")
-        elif target == CLOSED:
-            self.pending_closed = self._event(row, at, "closed")
-        elif target == CANCELLED:
-            self._emit(row, at, "cancelled")
-        elif not (previous == NEW and target == ACTIVE):
-            self._emit(row, at, "status_changed", status=target)
+        if target in FINAL_STATUSES:
+            self.buffer.append((target, {}))  # resolved, closed or cancelled
+        elif not (previous == NEW and target == ACTIVE):  # `responded` says that one
+            self.buffer.append(("status_changed", {"status": target}))
 
-    def _from_final(self, row: Row, at: datetime, rose: bool) -> None:
-        target = row.status
-        if target not in FINAL_STATUSES or rose:
+    def _final_to_final(self, target: str) -> None:
+        if target == self.status:
+            return
+        if self.status == CLOSED:
             self._drop_pending_closed()
-            self.status = target if target not in FINAL_STATUSES else ACTIVE
-            self._emit(
-                row, at, "reopened", status=None if rose and target in FINAL_STATUSES else target
-            )
-            if target in FINAL_STATUSES:  # reopened and final again between two rows
-                self.summary.notes["reopened_between_rows"] += 1
-                self._from_open(row, at)
-        elif target != self.status:
-            if self.status == CLOSED:
-                self._drop_pending_closed()
-            self.status = target
-            if target == CLOSED:
-                self.pending_closed = self._event(row, at, "closed")
-            elif target == CANCELLED:
-                self._emit(row, at, "cancelled")
+        self.status = target
+        if target != RESOLVED:  # already resolved: nothing to stop again
+            self.buffer.append((target, {}))
 
     def _drop_pending_closed(self) -> None:
         if self.pending_closed is not None:
             self.pending_closed = None
             self.summary.notes["closed_then_reopened"] += 1
+
+    def _flush(self, row: Row, at: datetime) -> None:
+        """Date the row's events, build them; `closed` waits in case the incident reopens."""
+        if not self.buffer:
+            self._date(at, None)
+            return
+        at = self._date(at, min(TYPE_ORDER[kind] for kind, _ in self.buffer))
+        for kind, fields in self.buffer:
+            when = self._resolution_at(row, at) if kind == RESOLVED else at
+            event = self._event(row, when, kind, **fields)
+            if kind == CLOSED:
+                self.pending_closed = event
+            else:
+                self.events.append(event)
+            if when == at:
+                self.last_rank = max(self.last_rank, TYPE_ORDER[kind])
+        self.buffer.clear()
+
+    def _date(self, at: datetime, rank: int | None) -> datetime:
+        """Never before the previous event; a second later if the engine would reorder them."""
+        if at < self.last_at:
+            if at < self.last_at.replace(second=0):  # not just behind a second added below
+                self.summary.notes["times_moved_forward"] += 1
+            at = self.last_at
+        if at == self.last_at and rank is not None and rank <= self.last_rank:
+            # The export drops seconds. The log's order is known; the engine's tie-break at one
+            # instant (`TYPE_ORDER`, then event_id) would guess: date the later row a second on.
+            self.summary.notes["second_added_for_order"] += 1
+            at += _SECOND
+        if at > self.last_at:
+            self.last_at, self.last_rank = at, -1
+        return at
 
     def _resolution_at(self, row: Row, at: datetime) -> datetime:
         """The state change, or `resolved_at` for the last resolution when the mapping says so."""
@@ -256,24 +289,16 @@ class _Incident:
             resolved_at = None
         # Only inside its Resolved episode; elsewhere it would reorder the incident's events.
         bound = self.resolution_bound
-        if resolved_at is None or resolved_at < at or (bound is not None and resolved_at > bound):
+        late = bound is not None and resolved_at is not None and resolved_at > bound
+        if resolved_at is None or resolved_at < row.updated_at or late:
             self.summary.notes["resolved_at_not_used"] += 1
             return at
         self.summary.notes["resolved_at_used"] += 1
-        return resolved_at
-
-    def _at(self, instant: datetime) -> datetime:
-        assert self.last_at is not None
-        if instant < self.last_at:
-            self.summary.notes["times_moved_forward"] += 1
-            return self.last_at
-        self.last_at = instant
-        return instant
+        return max(resolved_at, at)
 
     def _event(self, row: Row, at: datetime, kind: str, **fields: Any) -> IncidentEvent:
-        event_id = f"{self.number}:{row.mod}:{kind}"
-        n = 1
-        while event_id in self.ids:  # two kept rows with one mod count: still unique, stable
+        event_id, n = f"{self.number}:{row.mod}:{kind}", 1
+        while event_id in self.ids:  # two kept rows share a mod count: still unique and stable
             n += 1
             event_id = f"{self.number}:{row.mod}:{kind}#{n}"
         self.ids.add(event_id)
@@ -295,6 +320,3 @@ class _Incident:
             },
             **fields,
         )
-
-    def _emit(self, row: Row, at: datetime, kind: str, **fields: Any) -> None:
-        self.events.append(self._event(row, at, kind, **fields))
