@@ -7,8 +7,11 @@ from pathlib import Path
 import click
 
 from sla_stream import __version__
+from sla_stream.analytics.report import report_command
 from sla_stream.contracts_cli import contracts
+from sla_stream.generate import generate_command
 from sla_stream.importers.cli import import_group
+from sla_stream.replay import replay_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -62,8 +65,11 @@ def _register() -> None:
 
 
 _register()
+main.add_command(replay_command)
+main.add_command(generate_command)
 main.add_command(contracts)
 main.add_command(import_group)
+main.add_command(report_command)
 
 if __name__ == "__main__":
     main()

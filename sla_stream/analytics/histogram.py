@@ -68,7 +68,7 @@ def quantile(counts: Mapping[int, int], q: float) -> float | None:
             lo, hi = bin_bounds(index)
             if index == 0:
                 return hi * fraction
-            return lo * (hi / lo) ** fraction
+            return min(hi, max(lo, lo * (hi / lo) ** fraction))  # rounding stays in the bin
         cumulative += count
     return bin_bounds(max(counts))[0]  # only reached through float rounding of the rank
 

@@ -1,0 +1,286 @@
+"""`sla-stream report`: adherence per period, breaches per quarter and trends, as table/csv/json.
+
+Two sources, one aggregation: a running system (each contract's report from
+`GET /api/v1/adherence`, which any worker forwards to the contract's owner), or the
+`outcomes.jsonl` that `sla-stream replay` writes, rolled up in memory by the same `Rollup` and
+`report` the worker uses. Range bounds given as dates or quarters are read in each contract's zone.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+
+from sla_stream.analytics.adherence import Query, Rollup, contract_zone, report
+from sla_stream.core.errors import SlaError
+from sla_stream.core.models import Outcome
+from sla_stream.core.periods import Step, parse_bound
+from sla_stream.core.terms import ContractRecord
+
+FORMATS = ("table", "csv", "json")
+CSV_COLUMNS = (
+    "contract",
+    "timezone",
+    "section",
+    "metric",
+    "category",
+    "period",
+    "start",
+    "end",
+    "rate",
+    "numerator",
+    "denominator",
+    "count",
+    "median_s",
+    "p90_s",
+    "mean_s",
+)
+
+
+class ReportError(Exception):
+    """The report cannot be made; the message says why (unknown contract, bad range, no API)."""
+
+
+def rollup_file(path: Path, contracts: dict[str, ContractRecord]) -> Rollup:
+    """Roll up a replay's `outcomes.jsonl` (withdrawals undone, repeats ignored)."""
+    rollup = Rollup()
+    with path.open("rb") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                outcome = Outcome.from_json(line)
+            except ValueError as exc:
+                raise ReportError(f"{path}:{number}: not an outcome: {exc}") from exc
+            record = contracts.get(outcome.contract_id)
+            if record is None:
+                raise ReportError(f"{path}:{number}: contract {outcome.contract_id!r} not known")
+            rollup.apply(outcome, contract_zone(record, outcome.opened_at))
+    return rollup
+
+
+def reports_from_replay(
+    replay_dir: Path,
+    contracts: dict[str, ContractRecord],
+    from_text: str,
+    to_text: str,
+    step: Step,
+    contract_ids: Iterable[str] = (),
+    metric: str | None = None,
+) -> list[dict[str, Any]]:
+    path = replay_dir / "outcomes.jsonl"
+    if not path.is_file():
+        raise ReportError(f"{path} not found: run `sla-stream replay` with --out {replay_dir}")
+    rollup = rollup_file(path, contracts)
+    wanted = list(contract_ids) or rollup.contracts()
+    out = []
+    for contract_id in wanted:
+        record = contracts.get(contract_id)
+        if record is None:
+            raise ReportError(f"unknown contract {contract_id!r}")
+        tz = contract_zone(record)
+        try:
+            from_at, to_at = parse_bound(from_text, tz), parse_bound(to_text, tz)
+        except ValueError as exc:
+            raise ReportError(str(exc)) from exc
+        if to_at <= from_at:
+            raise ReportError("--to must be after --from")
+        query = Query(contract_id, tz, from_at, to_at, step, metric)
+        out.append(report(rollup.of_contract(contract_id), query))
+    return out
+
+
+def _get_json(url: str) -> Any:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return orjson.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        try:
+            detail = orjson.loads(exc.read()).get("error", exc.reason)
+        except (orjson.JSONDecodeError, AttributeError):
+            detail = exc.reason
+        raise ReportError(f"{url}: {exc.code} {detail}") from exc
+    except OSError as exc:
+        raise ReportError(f"cannot reach {url}: {exc}") from exc
+
+
+def reports_from_api(
+    base_url: str,
+    from_text: str,
+    to_text: str,
+    step: Step,
+    contract_ids: Iterable[str] = (),
+    metric: str | None = None,
+) -> list[dict[str, Any]]:
+    base = base_url.rstrip("/")
+    wanted = list(contract_ids) or _get_json(f"{base}/api/v1/adherence/contracts")["contracts"]
+    out = []
+    for contract_id in wanted:
+        params = {"contract": contract_id, "from": from_text, "to": to_text, "step": step}
+        if metric:
+            params["metric"] = metric
+        out.append(_get_json(f"{base}/api/v1/adherence?{urllib.parse.urlencode(params)}"))
+    return out
+
+
+# -- rendering ------------------------------------------------------------------------------
+
+
+def render(reports: list[dict[str, Any]], fmt: str) -> str:
+    if fmt == "json":
+        return orjson.dumps(reports, option=orjson.OPT_INDENT_2).decode()
+    if fmt == "csv":
+        return render_csv(reports)
+    return "\n\n".join(render_table(r) for r in reports)
+
+
+def csv_rows(rep: dict[str, Any]) -> Iterable[dict[str, Any]]:
+    base = {"contract": rep["contract"], "timezone": rep["timezone"]}
+    for metric, m in rep["metrics"].items():
+        for p in m["periods"]:
+            yield {**base, "section": "adherence", "metric": metric, **p}
+    for q in rep["breaches_per_quarter"]:
+        for metric, n in {"all": q["breaches"], **q["by_metric"]}.items():
+            yield {
+                **base,
+                "section": "breaches",
+                "metric": metric,
+                "period": q["quarter"],
+                "count": n,
+            }
+    for metric, categories in rep["trends"].items():
+        for category, rows in categories.items():
+            for row in rows:
+                yield {**base, "section": "trend", "metric": metric, "category": category, **row}
+
+
+def render_csv(reports: list[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for rep in reports:
+        for row in csv_rows(rep):
+            writer.writerow({k: "" if v is None else v for k, v in row.items()})
+    return buffer.getvalue().rstrip("\n")
+
+
+def percent(rate: float | None) -> str:
+    return "n/a" if rate is None else f"{100 * rate:.2f} %"
+
+
+def duration(seconds: float | None) -> str:
+    """Seconds as people read them: 45.2s, 12m 05s, 3h 07m, 2d 03h."""
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    s = round(seconds)
+    if s < 3600:
+        return f"{s // 60}m {s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h {s % 3600 // 60:02d}m"
+    return f"{s // 86400}d {s % 86400 // 3600:02d}h"
+
+
+def _grid(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(str(r[i])) for r in (header, *rows)) for i in range(len(header))]
+    return [
+        "  " + "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+        for row in (header, *rows)
+    ]
+
+
+def render_table(rep: dict[str, Any]) -> str:
+    lines = [
+        f"{rep['contract']} ({rep['timezone']}) {rep['from']} .. {rep['to']}, by {rep['step']}"
+    ]
+    for metric, m in rep["metrics"].items():
+        t = m["total"]
+        lines.append(
+            f"\n{m['title']} ({metric}): {percent(t['rate'])} "
+            f"({t['numerator']} met / {t['denominator']} settled)"
+        )
+        rows = [
+            (p["period"], percent(p["rate"]), f"{p['numerator']} / {p['denominator']}")
+            for p in m["periods"]
+        ]
+        lines += _grid(("period", "rate", "met / settled"), rows)
+    lines.append("\nbreaches per quarter")
+    metrics = list(rep["metrics"])
+    rows = [
+        (q["quarter"], str(q["breaches"]), *(str(q["by_metric"][m]) for m in metrics))
+        for q in rep["breaches_per_quarter"]
+    ]
+    lines += _grid(("quarter", "breaches", *metrics), rows)
+    for metric, categories in rep["trends"].items():
+        lines.append(f"\nresponse-time trend, {metric} (median and p90 of business time)")
+        rows = [
+            (category, r["period"], str(r["count"]), duration(r["median_s"]), duration(r["p90_s"]))
+            for category, trend in categories.items()
+            for r in trend
+        ]
+        lines += _grid(("category", "period", "count", "median", "p90"), rows) if rows else ["  -"]
+    return "\n".join(lines)
+
+
+@click.command("report")
+@click.option(
+    "--from", "from_text", required=True, help="start: date, quarter (2026-Q2) or instant"
+)
+@click.option("--to", "to_text", required=True, help="end (exclusive), same forms as --from")
+@click.option("--contract", "contract_ids", multiple=True, help="contract id (repeatable)")
+@click.option("--step", type=click.Choice(["hour", "day", "quarter"]), default="day")
+@click.option("--metric", type=click.Choice(["first_response", "resolution"]))
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@click.option("--url", help="a worker's web address (default: SLA_WEB_HOST:SLA_WEB_PORT)")
+@click.option(
+    "--replay-dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="report from `sla-stream replay` output instead of a running system",
+)
+@click.option(
+    "--contracts",
+    "contracts_file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="the contracts file the replay used (its zones define the periods)",
+)
+def report_command(
+    from_text: str,
+    to_text: str,
+    contract_ids: tuple[str, ...],
+    step: Step,
+    metric: str | None,
+    fmt: str,
+    url: str | None,
+    replay_dir: Path | None,
+    contracts_file: Path | None,
+) -> None:
+    """Adherence rates per period, breaches per quarter and response-time trends."""
+    try:
+        if replay_dir is not None:
+            if contracts_file is None:
+                raise click.UsageError("--replay-dir needs --contracts (periods use their zones)")
+            from sla_stream.core.contracts import load_contracts
+
+            contracts = load_contracts(contracts_file)
+            reports = reports_from_replay(
+                replay_dir, contracts, from_text, to_text, step, contract_ids, metric
+            )
+        else:
+            from sla_stream.settings import Settings
+
+            settings = Settings()
+            base = url or f"http://{settings.web_host}:{settings.web_port}"
+            reports = reports_from_api(base, from_text, to_text, step, contract_ids, metric)
+    except (ReportError, SlaError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(render(reports, fmt))

@@ -1,0 +1,105 @@
+"""`GET /api/v1/adherence`: a contract's adherence report, answered by the worker that owns it.
+
+Query parameters: `contract` (required), `from` and `to` (required: RFC 3339 instants with an
+offset, local dates `2026-04-01` or quarters `2026-Q2`, read in the contract's zone), `step`
+(`hour`, `day` or `quarter`; default `day`) and `metric` (`first_response` or `resolution`;
+default both). The body is `analytics.adherence.report`'s JSON: per metric a rate with numerator
+and denominator per period, breaches per calendar quarter, and response-time trends per category.
+
+`GET /api/v1/adherence/contracts` lists the contract ids this worker knows (every worker knows
+all of them: contracts are a global table), so a client can report on every contract.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from sla_stream.analytics.adherence import Query, contract_zone
+from sla_stream.core.models import METRICS
+from sla_stream.core.periods import STEPS, parse_bound, period_starts
+from sla_stream.core.terms import ContractRecord
+
+if TYPE_CHECKING:
+    from sla_stream.stream.app import SlaApp
+    from sla_stream.stream.rollups import Rollups
+
+PATH = "/api/v1/adherence"
+CONTRACTS_PATH = "/api/v1/adherence/contracts"
+MAX_PERIODS = 10_000  # an hourly series of more than a year is a mistake, not a chart
+
+
+class BadRequest(ValueError):
+    """A parameter the caller must fix; the message names it."""
+
+
+def parse_query(params: Mapping[str, str], record: ContractRecord | None) -> Query:
+    """Validate the query string into a `Query`; raise `BadRequest` naming the parameter."""
+    contract_id = params.get("contract", "")
+    if not contract_id:
+        raise BadRequest("'contract' is required")
+    if record is None:
+        raise LookupError(f"unknown contract {contract_id!r}")
+    tz = contract_zone(record)
+    step = params.get("step", "day")
+    if step not in STEPS:
+        raise BadRequest(f"'step' must be one of {', '.join(STEPS)}, got {step!r}")
+    metric = params.get("metric") or None
+    if metric is not None and metric not in METRICS:
+        raise BadRequest(f"'metric' must be one of {', '.join(METRICS)}, got {metric!r}")
+    bounds = []
+    for name in ("from", "to"):
+        text = params.get(name)
+        if not text:
+            raise BadRequest(f"'{name}' is required")
+        try:
+            bounds.append(parse_bound(text, tz))
+        except ValueError as exc:
+            raise BadRequest(f"'{name}': {exc}") from exc
+    from_at, to_at = bounds
+    if to_at <= from_at:
+        raise BadRequest("'to' must be after 'from'")
+    if step == "hour" and (to_at - from_at).total_seconds() > MAX_PERIODS * 3600:
+        raise BadRequest(f"more than {MAX_PERIODS} hourly periods; use step=day")
+    if len(period_starts(from_at, to_at, tz, step)) > MAX_PERIODS:  # type: ignore[arg-type]
+        raise BadRequest(f"more than {MAX_PERIODS} periods; use a longer step")
+    return Query(contract_id, tz, from_at, to_at, step, metric)  # type: ignore[arg-type]
+
+
+def _json(view: Any, value: Any, status: int = 200) -> Any:
+    # orjson bytes: Faust's json helper would not serialise everything the report holds.
+    return view.bytes(orjson.dumps(value), content_type="application/json", status=status)
+
+
+def register_adherence_views(sla_app: SlaApp, rollups: Rollups, table: Any) -> None:
+    """Add the adherence endpoints to the worker's web server."""
+    app = sla_app.faust
+
+    @app.table_route(table=table, query_param="contract")
+    async def owned(view: Any, request: Any) -> Any:
+        # Runs on the worker owning the contract's partition (table_route forwarded it here).
+        params = request.query
+        try:
+            query = parse_query(params, sla_app.contract(params.get("contract", "")))
+        except BadRequest as exc:
+            return _json(view, {"error": str(exc)}, 400)
+        except LookupError as exc:
+            return _json(view, {"error": str(exc)}, 404)
+        return _json(view, rollups.query(query))
+
+    @app.page(PATH)
+    async def adherence_view(view: Any, request: Any) -> Any:
+        if not request.query.get("contract"):
+            return _json(view, {"error": "'contract' is required"}, 400)
+        return await owned(view, request)
+
+    @app.page(CONTRACTS_PATH)
+    async def contracts_view(view: Any, request: Any) -> Any:
+        ids = sorted(_text(k) for k in sla_app.contracts_table)
+        return _json(view, {"contracts": ids})
+
+
+def _text(key: str | bytes) -> str:
+    return key.decode() if isinstance(key, bytes) else key
