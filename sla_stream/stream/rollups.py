@@ -1,0 +1,191 @@
+"""The rollup agent: `sla.outcomes` -> hourly adherence buckets in a RocksDB table, one write each.
+
+Why no Faust windowed table: those expire keys by wall-clock time and `on_window_close` gets no
+data, so a replay or a worker catching up would misplace or lose windows. Buckets are keyed by the
+contract-zone hour of each outcome's own `settled_at` (computed by the pure core) and never expire
+by themselves; the changelog is compacted, so it holds one record per live bucket.
+
+Why hourly only: a daily table would double the table writes per outcome (the measured cost of
+the shell is the table write path), while a day, or a quarter, is a sum of at most ~2,200 hourly
+buckets per (metric, severity, category), read by one contiguous key-range seek per metric (keys
+sort by contract, metric, hour). Days and quarters are grouped at query time in the contract's
+zone, which also keeps a DST day (23 or 25 hours) exact.
+
+The table is co-partitioned with `sla.outcomes` (keyed by contract id), so every bucket of a
+contract lives on that contract's partition and `app.table_route` can send a query to its owner.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import faust
+from pydantic import ValidationError
+
+from sla_stream.analytics.adherence import (
+    Bucket,
+    BucketKey,
+    Query,
+    contract_zone,
+    hour_key_text,
+    key_prefix,
+    ratio,
+    report,
+    totals,
+)
+from sla_stream.core.models import Outcome
+from sla_stream.core.periods import next_period_start, period_starts
+
+if TYPE_CHECKING:
+    from sla_stream.stream.app import SlaApp
+
+log = logging.getLogger(__name__)
+
+TABLE_NAME = "adherence-hourly"
+REFRESH_INTERVAL_S = 1.0
+
+
+class Rollups:
+    """Applies outcomes to the bucket table and answers range queries from the local buckets."""
+
+    def __init__(self, sla_app: SlaApp, table: Any) -> None:
+        self.sla = sla_app
+        self.table = table
+        self.gauge = sla_app.metrics.adherence
+        self.totals: dict[tuple[str, str], tuple[int, int]] = {}
+        self.partitions: set[int] | None = None  # the partitions `totals` was built from
+
+    # -- the agent's single step: decode -> bucket -> one write -> gauge ------------------------
+
+    def on_outcome(self, raw: bytes | None, partition: int) -> bool:
+        """Apply one raw outcome record; True when a bucket changed. Runs inside iteration."""
+        try:
+            outcome = Outcome.from_json(raw or b"")
+        except ValidationError as exc:  # our own topic: a bad record is a bug upstream, not input
+            log.error("skipping an undecodable outcome record: %s", exc)
+            return False
+        if self.partitions is None or partition not in self.partitions:
+            self.refresh(include=partition)
+        record = self.sla.contract(outcome.contract_id)
+        key = BucketKey.of(outcome, contract_zone(record, outcome.opened_at))
+        raw_key = key.encode().encode()
+        stored = self.table.get(raw_key)
+        bucket = Bucket.from_bytes(stored) if stored is not None else Bucket(key)
+        before = (bucket.met, bucket.breached)
+        if not bucket.apply(outcome):
+            return False  # a repeat (re-sent outbox, redelivery): nothing to write
+        self.table[raw_key] = bucket.to_bytes()  # the one write of this outcome
+        self._add_total(key, bucket.met - before[0], bucket.breached - before[1])
+        return True
+
+    def _add_total(self, key: BucketKey, met: int, breached: int) -> None:
+        k = (key.contract_id, key.metric)
+        old_met, old_breached = self.totals.get(k, (0, 0))
+        self.totals[k] = (old_met + met, old_breached + breached)
+        self._show(k)
+
+    def _show(self, k: tuple[str, str]) -> None:
+        value = ratio(*self.totals.get(k, (0, 0)))
+        if value is None:
+            self.totals.pop(k, None)
+            with contextlib.suppress(KeyError):
+                self.gauge.remove(*k)
+        else:
+            self.gauge.labels(*k).set(value)
+
+    # -- the gauge follows partition ownership --------------------------------------------------
+
+    def active_partitions(self) -> set[int]:
+        topic = self.sla.topics.outcomes
+        return {
+            tp.partition for tp in self.sla.faust.assignor.assigned_actives() if tp.topic == topic
+        }
+
+    def refresh(self, include: int | None = None) -> None:
+        """Rebuild the totals from the local buckets when this worker's partitions changed.
+
+        The timer calls it outside recovery and rebalancing; the agent calls it with the
+        partition of an event it is about to apply, which has been recovered by then.
+        """
+        app = self.sla.faust
+        if include is None and (app.in_recovery or app.rebalancing):
+            return
+        actives = self.active_partitions() | ({include} if include is not None else set())
+        if actives == self.partitions:
+            return
+        fresh = totals(self._local_buckets(actives))
+        for k in set(self.totals) - set(fresh):
+            self.totals.pop(k, None)
+            self._show(k)
+        self.totals = fresh
+        for k in fresh:
+            self._show(k)
+        self.partitions = actives
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def _dbs(self, partitions: set[int] | None = None) -> Iterator[tuple[int, Any]]:
+        store = self.table.data
+        for partition, db in list(getattr(store, "_dbs", {}).items()):
+            if partitions is None or partition in partitions:
+                yield partition, db
+
+    def _local_buckets(self, partitions: set[int]) -> Iterator[Bucket]:
+        store = self.table.data
+        for _, db in self._dbs(partitions):
+            for _, value in store._visible_items(db):
+                yield Bucket.from_bytes(value)
+
+    def buckets(
+        self, contract_id: str, metric: str, from_at: datetime, to_at: datetime
+    ) -> Iterator[Bucket]:
+        """Local buckets of (contract, metric) with hour starts in [from_at, to_at): one seek."""
+        prefix = key_prefix(contract_id, metric)
+        start = (prefix + hour_key_text(from_at)).encode()
+        stop = (prefix + hour_key_text(to_at)).encode()
+        for _, db in self._dbs(self.active_partitions()):
+            for key, value in db.items(from_key=start):
+                if key >= stop:
+                    break
+                yield Bucket.from_bytes(value)
+
+    def query(self, query: Query) -> dict[str, Any]:
+        """The adherence report of one contract, from this worker's buckets."""
+        quarters = period_starts(query.from_at, query.to_at, query.tz, "quarter")
+        lo = quarters[0] if quarters else query.from_at
+        hi = next_period_start(quarters[-1], query.tz, "quarter") if quarters else query.to_at
+        found = (b for m in query.metrics() for b in self.buckets(query.contract_id, m, lo, hi))
+        return report(found, query)
+
+
+def register_rollups(sla_app: SlaApp) -> Rollups:
+    """Declare the bucket table, the rollup agent, the gauge refresher and the adherence API."""
+    from sla_stream.web.adherence import register_adherence_views
+
+    app = sla_app.faust
+    p = sla_app.settings.partitions
+    raw = {"key_serializer": "raw", "value_serializer": "raw"}
+    table = app.Table(
+        TABLE_NAME,
+        partitions=p,
+        schema=faust.Schema(key_type=bytes, value_type=bytes, **raw),
+        help="hourly adherence buckets by contract, metric, hour, severity and category",
+    )
+    rollups = Rollups(sla_app, table)
+    outcomes = app.topic(sla_app.topics.outcomes, partitions=p, **raw)
+
+    @app.agent(outcomes, name="rollups")
+    async def rollup_agent(stream: Any) -> None:
+        async for event in stream.events():
+            rollups.on_outcome(event.value, event.message.partition)
+
+    @app.timer(REFRESH_INTERVAL_S)
+    async def refresh_adherence_gauge() -> None:
+        rollups.refresh()
+
+    register_adherence_views(sla_app, rollups, table)
+    return rollups
