@@ -11,8 +11,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Literal, NamedTuple, Protocol
 
-from pydantic import BaseModel, ConfigDict
-
 from sla_stream.core.models import Metric, Severity
 from sla_stream.core.terms import Target
 
@@ -28,11 +26,11 @@ class Calendar(Protocol):
     def elapsed(self, start: datetime, end: datetime) -> float: ...
 
 
-class Clock(BaseModel):
+class Clock(NamedTuple):
     """One metric's clock. `elapsed_s` counts business seconds up to `since` (running) or in
-    total (paused, stopped); `sent` holds the fractions announced or counted as announced."""
+    total (paused, stopped); `sent` holds the fractions announced or counted as announced.
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    A NamedTuple, not a model: the engine makes several per event, and `_replace` is cheap."""
 
     metric: Metric
     severity: Severity  # the severity whose target the clock counts against
@@ -90,7 +88,7 @@ def accrue(clock: Clock, at: datetime, cal: Calendar) -> Clock:
     """Fold the running segment up to `at` into `elapsed_s`."""
     if clock.phase != "running" or clock.since is None or at <= clock.since:
         return clock
-    return clock.model_copy(update={"elapsed_s": elapsed_at(clock, at, cal), "since": at})
+    return clock._replace(elapsed_s=elapsed_at(clock, at, cal), since=at)
 
 
 def schedule(clock: Clock, target: Target, cal: Calendar) -> Clock:
@@ -98,7 +96,7 @@ def schedule(clock: Clock, target: Target, cal: Calendar) -> Clock:
     if clock.phase != "running" or clock.breached_at is not None or clock.since is None:
         if clock.due_at is None and clock.deadline_at is None:
             return clock
-        return clock.model_copy(update={"due_at": None, "due_fraction": None, "deadline_at": None})
+        return clock._replace(due_at=None, due_fraction=None, deadline_at=None)
     allowance = target.allowance_s
     deadline = utc(cal.add(clock.since, max(allowance - clock.elapsed_s, 0.0)))
     fraction = next(f for f in fractions(target) if f not in clock.sent)
@@ -106,9 +104,7 @@ def schedule(clock: Clock, target: Target, cal: Calendar) -> Clock:
         due = deadline
     else:
         due = utc(cal.add(clock.since, max(fraction * allowance - clock.elapsed_s, 0.0)))
-    return clock.model_copy(
-        update={"due_at": due, "due_fraction": fraction, "deadline_at": deadline}
-    )
+    return clock._replace(due_at=due, due_fraction=fraction, deadline_at=deadline)
 
 
 def fire(clock: Clock, target: Target, cal: Calendar) -> tuple[Clock, Mark]:
@@ -118,28 +114,28 @@ def fire(clock: Clock, target: Target, cal: Calendar) -> tuple[Clock, Mark]:
     if fraction == BREACH:
         mark = Mark("breach", clock.metric, clock.severity, BREACH, at, allowance, allowance, at)
         sent = _with(clock.sent, fractions(target))
-        clock = clock.model_copy(update={"sent": sent, "breached_at": at})
+        clock = clock._replace(sent=sent, breached_at=at)
     else:
         elapsed = round(fraction * allowance, 6)
         mark = Mark(
             "warning", clock.metric, clock.severity, fraction, at, elapsed, allowance,
             clock.deadline_at,
         )  # fmt: skip
-        clock = clock.model_copy(update={"sent": _with(clock.sent, (fraction,))})
+        clock = clock._replace(sent=_with(clock.sent, (fraction,)))
     return schedule(clock, target, cal), mark
 
 
 def pause(clock: Clock, at: datetime, target: Target, cal: Calendar) -> Clock:
     if clock.phase != "running":
         return clock
-    clock = accrue(clock, at, cal).model_copy(update={"phase": "paused", "since": None})
+    clock = accrue(clock, at, cal)._replace(phase="paused", since=None)
     return schedule(clock, target, cal)
 
 
 def resume(clock: Clock, at: datetime, target: Target, cal: Calendar) -> Clock:
     if clock.phase != "paused":
         return clock
-    clock = clock.model_copy(update={"phase": "running", "since": at})
+    clock = clock._replace(phase="running", since=at)
     return schedule(clock, target, cal)
 
 
@@ -155,34 +151,28 @@ def stop(clock: Clock, at: datetime, target: Target, cal: Calendar) -> tuple[Clo
         kind, clock.metric, clock.severity, None, at, clock.elapsed_s, target.allowance_s,
         deadline_at,
     )  # fmt: skip
-    stopped = clock.model_copy(
-        update={
-            "phase": "stopped",
-            "since": None,
-            "stopped_at": at,
-            "due_at": None,
-            "due_fraction": None,
-            "deadline_at": None,
-        }
+    stopped = clock._replace(
+        phase="stopped",
+        since=None,
+        stopped_at=at,
+        due_at=None,
+        due_fraction=None,
+        deadline_at=None,
     )
     return stopped, mark
 
 
 def cancel(clock: Clock, at: datetime, cal: Calendar) -> Clock:
     clock = accrue(clock, at, cal)
-    return clock.model_copy(
-        update={"phase": "cancelled", "since": None, "due_at": None, "due_fraction": None}
-    )
+    return clock._replace(phase="cancelled", since=None, due_at=None, due_fraction=None)
 
 
 def reopen(clock: Clock, at: datetime, target: Target, cal: Calendar, *, paused: bool) -> Clock:
     """Resume a stopped clock with its elapsed kept (the engine decides whether it may)."""
-    clock = clock.model_copy(
-        update={
-            "phase": "paused" if paused else "running",
-            "since": None if paused else at,
-            "stopped_at": None,
-        }
+    clock = clock._replace(
+        phase="paused" if paused else "running",
+        since=None if paused else at,
+        stopped_at=None,
     )
     return schedule(clock, target, cal)
 
@@ -197,18 +187,16 @@ def retarget(
     passed and never sent, only the highest is announced, at `at`; the lower ones count as sent.
     """
     clock = accrue(clock, at, old_cal)
-    clock = clock.model_copy(
-        update={"severity": new.severity, "since": at if clock.phase == "running" else None}
-    )
+    clock = clock._replace(severity=new.severity, since=at if clock.phase == "running" else None)
     elapsed, allowance = clock.elapsed_s, new.allowance_s
     mark: Mark | None = None
     if elapsed >= allowance:
         sent = _with(clock.sent, fractions(new))
-        clock = clock.model_copy(update={"sent": sent, "breached_at": at})
+        clock = clock._replace(sent=sent, breached_at=at)
         mark = Mark("breach", clock.metric, new.severity, BREACH, at, elapsed, allowance, at)
         return schedule(clock, new, new_cal), mark
     passed = [f for f in fractions(new) if f * allowance <= elapsed and f not in clock.sent]
-    clock = schedule(clock.model_copy(update={"sent": _with(clock.sent, passed)}), new, new_cal)
+    clock = schedule(clock._replace(sent=_with(clock.sent, passed)), new, new_cal)
     if passed:
         mark = Mark(
             "warning", clock.metric, new.severity, max(passed), at, elapsed, allowance,

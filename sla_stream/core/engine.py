@@ -58,7 +58,7 @@ from enum import StrEnum
 from typing import Literal, NamedTuple
 
 import orjson
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from sla_stream.core import clock as clk
 from sla_stream.core.calendar import calendar_for
@@ -112,10 +112,8 @@ CANCEL_RETRACTS = ("met", "breach")
 Ignored = Literal["duplicate", "after_final", "unknown_contract_version", "parked", "nothing_due"]
 
 
-class Recorded(BaseModel):
+class Recorded(NamedTuple):
     """What the engine keeps of an event: enough to re-derive the incident from its events."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     event_id: str
     type: EventType
@@ -158,7 +156,7 @@ class IncidentState(BaseModel):
     evaluated: bool = False
     pending_since: datetime | None = None  # earliest event recorded since the last evaluation
     clocks: tuple[Clock, ...] = ()
-    ledger: Ledger = Ledger()
+    ledger: Ledger = Field(default_factory=Ledger)
 
     def to_bytes(self) -> bytes:
         return orjson.dumps(self.model_dump(mode="json", exclude_defaults=True))
@@ -196,55 +194,54 @@ def apply(
     events = list(state.events)
     bisect.insort(events, rec, key=lambda e: e.key)
     t = rec.occurred_at
+    grown: dict[str, object] = {"events": tuple(events)}
     if state.horizon_at is None or t > state.horizon_at:
-        horizon = (t, False)
-    else:
-        horizon = (state.horizon_at, state.horizon_inclusive)
+        grown.update(horizon_at=t, horizon_inclusive=False)
     pending = t if state.pending_since is None else min(t, state.pending_since)
-    grown = state.model_copy(
-        update={"events": tuple(events), "horizon_at": horizon[0], "horizon_inclusive": horizon[1]}
-    )
-    opened = _opened_event(grown.events)
+    opened = _opened_event(events)
     if opened is None:
-        return _waiting(grown.model_copy(update={"pending_since": pending}), None)
-    grown = grown.model_copy(
-        update={"contract_id": opened.contract_id, "opened_at": opened.occurred_at}
-    )
-    terms, why = _pin(grown, contract)
+        return _waiting(state, {**grown, "pending_since": pending}, None)
+    grown.update(contract_id=opened.contract_id, opened_at=opened.occurred_at)
+    terms, why = _pin(opened.contract_id, state.contract_version, opened.occurred_at, contract)
     if why == "unknown_contract_version":
         return _unchanged(state, why)
     if terms is None:
-        return _waiting(grown.model_copy(update={"parked": True, "pending_since": pending}), None)
+        return _waiting(state, {**grown, "parked": True, "pending_since": pending}, None)
     if _appends_in_order(state, rec):
         fold = _Fold.resume(state, terms)
         fold.fire_due(t, inclusive=False)
         _on_event(fold, rec, t)
     else:
-        fold = _fold_all(grown, terms)
-    return _settle(grown, terms, fold, cause_at=pending)
+        horizon = grown.get("horizon_at", state.horizon_at)
+        inclusive = grown.get("horizon_inclusive", state.horizon_inclusive)
+        fold = _fold_all(events, terms, horizon, inclusive)  # type: ignore[arg-type]
+    return _settle(state, grown, terms, fold, cause_at=pending)
 
 
 def advance(state: IncidentState, now: datetime, contract: ContractRecord | None) -> Step:
     """Fire everything due at or before `now` (aware). A parked incident is evaluated from its
     recorded events once `contract` is given."""
     now = utc(now)
+    moved: dict[str, object] = {}
     if state.horizon_at is None or now >= state.horizon_at:
-        state = state.model_copy(update={"horizon_at": now, "horizon_inclusive": True})
+        moved.update(horizon_at=now, horizon_inclusive=True)
     if state.opened_at is None:
-        return _waiting(state, "nothing_due")
-    terms, why = _pin(state, contract)
+        return _waiting(state, moved, "nothing_due")
+    terms, why = _pin(state.contract_id, state.contract_version, state.opened_at, contract)
     if why == "unknown_contract_version":
         return _unchanged(state, why)
     if terms is None:
-        return _waiting(state.model_copy(update={"parked": True}), "parked")
+        return _waiting(state, {**moved, "parked": True}, "parked")
     resumed = state.evaluated and not state.parked
     if resumed:
         fold = _Fold.resume(state, terms)
         fold.fire_due(now, inclusive=True)
     else:
-        fold = _fold_all(state, terms)
+        horizon = moved.get("horizon_at", state.horizon_at)
+        inclusive = moved.get("horizon_inclusive", state.horizon_inclusive)
+        fold = _fold_all(state.events, terms, horizon, inclusive)  # type: ignore[arg-type]
     cause_at = state.pending_since or state.horizon_at or now
-    step = _settle(state, terms, fold, cause_at=cause_at)
+    step = _settle(state, moved, terms, fold, cause_at=cause_at)
     if resumed and not step.alerts and not step.outcomes:
         return step._replace(ignored="nothing_due")  # only the horizon moved
     return step
@@ -269,6 +266,9 @@ class _Fold:
         self.alerts: dict[Slot, AlertBody] = {}
         self.outcomes: dict[str, OutcomeBody] = {}
         self.removed_at: dict[Slot, datetime] = {}
+        # Resumed from a state whose ledger is the live set, and nothing announced since:
+        # the ledger stands as it is.
+        self.unchanged = False
 
     @classmethod
     def resume(cls, state: IncidentState, terms: ContractTerms) -> _Fold:
@@ -279,6 +279,7 @@ class _Fold:
         fold.clocks = {c.metric: c for c in state.clocks}
         fold.alerts = state.ledger.live_alerts()
         fold.outcomes = state.ledger.live_outcomes()
+        fold.unchanged = True
         return fold
 
     def target(self, metric: str, severity: str | None) -> Target | None:
@@ -310,6 +311,7 @@ class _Fold:
             mark.metric, mark.kind, mark.threshold, mark.severity, mark.allowance_s,
             mark.elapsed_s, mark.deadline_at, mark.at, target.clause_id, target.clause_title,
         )  # fmt: skip
+        self.unchanged = False
         self.alerts[body.slot] = body
         if mark.kind == "warning":
             return
@@ -327,19 +329,25 @@ class _Fold:
 
     def take_back(self, metric: str, kinds: tuple[str, ...], at: datetime) -> None:
         """Remove a clock's alerts of `kinds` and its outcome (a reopen, a cancel)."""
+        self.unchanged = False
         for slot in [s for s in self.alerts if s[0] == metric and s[1] in kinds]:
             del self.alerts[slot]
             self.removed_at[slot] = at
         self.outcomes.pop(metric, None)
 
 
-def _fold_all(state: IncidentState, terms: ContractTerms) -> _Fold:
+def _fold_all(
+    events: list[Recorded] | tuple[Recorded, ...],
+    terms: ContractTerms,
+    horizon_at: datetime,
+    inclusive: bool,
+) -> _Fold:
     """Re-derive the incident from all its events, firing dues between them, up to the horizon."""
     fold = _Fold(terms)
-    opened = _opened_event(state.events)
-    assert opened is not None and state.horizon_at is not None
+    opened = _opened_event(events)
+    assert opened is not None
     _open(fold, opened)
-    for rec in state.events:
+    for rec in events:
         if rec is opened:
             continue
         if fold.final is not None:
@@ -347,7 +355,7 @@ def _fold_all(state: IncidentState, terms: ContractTerms) -> _Fold:
         t = max(rec.occurred_at, opened.occurred_at)  # rule 10: before `opened` counts at it
         fold.fire_due(t, inclusive=False)
         _on_event(fold, rec, t)
-    fold.fire_due(state.horizon_at, inclusive=state.horizon_inclusive)
+    fold.fire_due(horizon_at, inclusive=inclusive)
     return fold
 
 
@@ -462,16 +470,18 @@ ACTIONS: dict[Action, Callable[[_Fold, str, datetime], None]] = {
 
 
 def _pin(
-    state: IncidentState, contract: ContractRecord | None
+    contract_id: str | None,
+    version: int | None,
+    opened_at: datetime,
+    contract: ContractRecord | None,
 ) -> tuple[ContractTerms | None, str | None]:
-    """Rule 12: the terms of the version in force when the incident opened."""
-    if contract is None or contract.contract_id != state.contract_id:
+    """Rule 12: the terms of the version in force when the incident opened (or pinned)."""
+    if contract is None or contract.contract_id != contract_id:
         return None, None
-    if state.contract_version is not None:
-        terms = contract.version(state.contract_version)
+    if version is not None:
+        terms = contract.version(version)
     else:
-        assert state.opened_at is not None
-        terms = contract.for_incident_opened_at(state.opened_at)
+        terms = contract.for_incident_opened_at(opened_at)
     return (terms, None) if terms is not None else (None, "unknown_contract_version")
 
 
@@ -488,18 +498,30 @@ def _appends_in_order(state: IncidentState, rec: Recorded) -> bool:
     )
 
 
-def _settle(state: IncidentState, terms: ContractTerms, fold: _Fold, *, cause_at: datetime) -> Step:
-    assert state.opened_at is not None and state.contract_id is not None
-    ident = Ident(
-        state.incident_id, state.contract_id, terms.customer_id, terms.tier, state.opened_at
-    )
-    ledger, alerts, outcomes = reconcile(
-        state.ledger, fold.alerts, fold.outcomes, fold.removed_at, cause_at, ident
-    )
+def _settle(
+    state: IncidentState,
+    updates: dict[str, object],
+    terms: ContractTerms,
+    fold: _Fold,
+    *,
+    cause_at: datetime,
+) -> Step:
+    """The new state (one copy of `state`, with `updates` and the fold) and its effects."""
+    opened_at = updates.get("opened_at", state.opened_at)
+    contract_id = updates.get("contract_id", state.contract_id)
+    assert isinstance(opened_at, datetime) and isinstance(contract_id, str)
+    if fold.unchanged:
+        ledger, alerts, outcomes = state.ledger, (), ()
+    else:
+        ident = Ident(state.incident_id, contract_id, terms.customer_id, terms.tier, opened_at)
+        ledger, alerts, outcomes = reconcile(
+            state.ledger, fold.alerts, fold.outcomes, fold.removed_at, cause_at, ident
+        )
     dues = [c.due_at for c in fold.clocks.values() if c.due_at is not None]
     next_due = min(dues) if dues else None
     new = state.model_copy(
         update={
+            **updates,
             "contract_version": terms.version,
             "parked": False,
             "evaluated": True,
@@ -530,7 +552,7 @@ def _record(event: IncidentEvent) -> Recorded:
     )
 
 
-def _opened_event(events: tuple[Recorded, ...]) -> Recorded | None:
+def _opened_event(events: list[Recorded] | tuple[Recorded, ...]) -> Recorded | None:
     return next((e for e in events if e.type == "opened"), None)
 
 
@@ -542,9 +564,9 @@ def _unchanged(state: IncidentState, why: str) -> Step:
     return Step(state, (), (), state.next_due_at, why)
 
 
-def _waiting(state: IncidentState, why: str | None) -> Step:
+def _waiting(state: IncidentState, updates: dict[str, object], why: str | None) -> Step:
     """Recorded but not evaluated: no opened event yet, or no contract (parked)."""
-    state = state.model_copy(update={"next_due_at": None})
+    state = state.model_copy(update={**updates, "next_due_at": None})
     return Step(state, (), (), None, why)
 
 

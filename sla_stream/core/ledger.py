@@ -64,16 +64,12 @@ class Ident(NamedTuple):
     opened_at: datetime
 
 
-class LiveAlert(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
+class LiveAlert(NamedTuple):
     alert_id: str
     body: AlertBody
 
 
-class LiveOutcome(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
+class LiveOutcome(NamedTuple):
     outcome_id: str
     body: OutcomeBody
 
@@ -139,7 +135,7 @@ def reconcile(
     emitted.sort(key=_alert_order)
     live.sort(key=lambda e: _alert_order_body(e.body))
     kept, published = _reconcile_outcomes(ledger, outcomes, revisions, ident)
-    new = Ledger(alerts=tuple(live), outcomes=kept, revisions=revisions)
+    new = Ledger.model_construct(alerts=tuple(live), outcomes=kept, revisions=revisions)
     return Reconciled(new, tuple(emitted), published)
 
 
@@ -185,7 +181,7 @@ def _alert_order(a: Alert) -> tuple:
 
 
 def _alert(alert_id: str, b: AlertBody, ident: Ident, retracts: str | None = None) -> Alert:
-    return Alert.model_construct(
+    return Alert(
         alert_id=alert_id,
         kind=b.kind,
         incident_id=ident.incident_id,
@@ -210,7 +206,7 @@ def _retraction(entry: LiveAlert, at: datetime, ident: Ident) -> Alert:
 
 
 def _outcome(outcome_id: str, b: OutcomeBody, ident: Ident, withdraws: str | None) -> Outcome:
-    return Outcome.model_construct(
+    return Outcome(
         outcome_id=outcome_id,
         incident_id=ident.incident_id,
         contract_id=ident.contract_id,
