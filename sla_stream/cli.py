@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from sla_stream import __version__
+from sla_stream.analytics.report import report_command
 from sla_stream.contracts_cli import contracts
 from sla_stream.generate import generate_command
 from sla_stream.importers.cli import import_group
@@ -68,6 +69,7 @@ main.add_command(replay_command)
 main.add_command(generate_command)
 main.add_command(contracts)
 main.add_command(import_group)
+main.add_command(report_command)
 
 if __name__ == "__main__":
     main()
