@@ -172,10 +172,13 @@ class _Incident:
         """Open at the first row whose opened_at reads; report the rows before it."""
         for i, row in enumerate(rows):
             try:
-                opened_at = self.times(row.cells["opened_at"] or "", "opened_at")
+                if row.cells["opened_at"] is None:
+                    raise RowError("missing_value", "opened_at is missing")
+                opened_at = self.times(row.cells["opened_at"], "opened_at")
             except RowError as exc:
-                detail = exc.detail if row.cells["opened_at"] else "opened_at is missing"
-                self.summary.reported.append(ReportedRow(row.line, self.number, exc.reason, detail))
+                self.summary.reported.append(
+                    ReportedRow(row.line, self.number, exc.reason, exc.detail)
+                )
                 continue
             self.severity, self.reopen_count = row.severity, row.reopen_count
             self.contract = self.mapping.contract_for(row.cells["caller_id"], row.cells["location"])

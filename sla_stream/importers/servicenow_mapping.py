@@ -114,6 +114,13 @@ class ServiceNowMapping(BaseModel):
         return self.default_contract
 
 
+_MESSAGES = {
+    "extra_forbidden": "unknown field",
+    "missing": "required field is missing",
+    "string_pattern_mismatch": "a status is a lower_snake_case name such as awaiting_user_info",
+}
+
+
 def _dotted(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(p) for p in loc if p != "[key]")
 
@@ -127,9 +134,7 @@ def parse_mapping(data: object, file: str = "") -> ServiceNowMapping:
         return ServiceNowMapping.model_validate({"states": {}, "priorities": {}, **data})
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]
-        message = {"extra_forbidden": "unknown field", "missing": "required field is missing"}.get(
-            err["type"], err["msg"].removeprefix("Value error, ")
-        )
+        message = _MESSAGES.get(err["type"], err["msg"].removeprefix("Value error, "))
         value = None if err["type"] == "missing" else err.get("input")
         raise MappingError(message, field=_dotted(err["loc"]), value=value, file=file) from None
 
