@@ -53,9 +53,10 @@ class Summary:
     def render(self) -> str:
         kinds = ", ".join(f"{k} {n}" for k, n in sorted(self.alerts.items())) or "none"
         ignored = ", ".join(f"{k} {n}" for k, n in sorted(self.ignored.items())) or "none"
+        source = f" from {self.lines} lines ({len(self.invalid)} invalid)" if self.lines else ""
         lines = [
-            f"events: {self.events} applied from {self.lines} lines "
-            f"({len(self.invalid)} invalid, {self.after_until} after --until; ignored: {ignored})",
+            f"events: {self.events} applied{source}; {self.after_until} after --until; "
+            f"ignored: {ignored}",
             f"incidents: {self.incidents} ({self.parked} parked on an unknown contract, "
             f"{self.cancelled} cancelled)",
             f"until: {self.until.isoformat() if self.until else '-'}",
@@ -79,7 +80,7 @@ class Replayer:
         on_outcome: Callable[[Outcome], None],
         until: datetime | None = None,
     ) -> None:
-        self.contracts = contracts
+        self.contracts = dict(contracts)
         self.on_alert = on_alert
         self.on_outcome = on_outcome
         self.until = utc(until) if until is not None else None
@@ -106,6 +107,17 @@ class Replayer:
                 return
         self.summary.events += 1
         self._take(event.incident_id, step)
+
+    def contract_arrives(self, record: ContractRecord, at: datetime | None = None) -> None:
+        """A contract becomes known (at `at`, default now): its parked incidents are evaluated
+        from their recorded events, past dues firing with their own instants."""
+        if at is not None and (self.now is None or utc(at) > self.now):
+            self._fire_before(utc(at))
+            self.now = utc(at)
+        self.contracts[record.contract_id] = record
+        for incident_id, state in list(self.states.items()):
+            if state.parked and state.contract_id == record.contract_id:
+                self._take(incident_id, engine.advance(state, self.now or at, record))
 
     def finish(self) -> Summary:
         """Fire everything due up to `until` (default: the latest event) and sum up."""
