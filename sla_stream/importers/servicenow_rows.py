@@ -39,6 +39,8 @@ OPTIONAL_COLUMNS = (
     "contact_type",
     "priority",
 )
+_CELLS = (*OPTIONAL_COLUMNS, "opened_at")  # kept raw on each row, `?` as None
+_BLANK = frozenset({"", MISSING})
 _STAMP = re.compile(r"(\d\d)-(\d\d)-(\d{4}) (\d\d):(\d\d)")
 
 
@@ -194,17 +196,9 @@ def read_incidents(
         yield current, rows
 
 
-def _cell(record: list[str], index: dict[str, int], column: str) -> str | None:
-    i = index.get(column)
-    if i is None:
-        return None
-    value = record[i].strip()
-    return None if value in ("", MISSING) else value
-
-
 def _required(record: list[str], index: dict[str, int], column: str) -> str:
-    value = _cell(record, index, column)
-    if value is None:
+    value = record[index[column]].strip()
+    if value in _BLANK:
         raise RowError("missing_value", f"{column} is missing")
     return value
 
@@ -232,7 +226,11 @@ def _parse(
     severity = mapping.priorities.get(priority)
     if severity is None:
         raise RowError("unknown_priority", f"priority {priority!r} is not in the mapping")
-    cells = {c: _cell(record, index, c) for c in (*OPTIONAL_COLUMNS, "opened_at")}
+    cells = {}
+    for column in _CELLS:  # the hot loop of a 141k-row log: plain indexing, no helper calls
+        i = index.get(column)
+        value = record[i].strip() if i is not None else ""
+        cells[column] = None if value in _BLANK else value
     return Row(
         line=line,
         number=number,
