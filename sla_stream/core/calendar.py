@@ -15,6 +15,11 @@ Conventions (shared with the established business-time libraries' test suites):
 - Business time is integer microseconds inside, so `elapsed(s, add(s, x)) == x` exactly for
   any x that is a whole number of microseconds.
 
+- Results are in the calendar's zone. Compare or hash them as instants only after
+  `.astimezone(UTC)`: two datetimes sharing a ZoneInfo compare by wall time, and by PEP 495 `==`
+  across zones is False for a wall time inside a repeated hour (e.g. 02:30 on the fall-back
+  day), even when the instants are equal. `elapsed_us` gives exact integer microseconds.
+
 Cost: `from_dict` validates; weeks are built lazily in blocks of 64 (regular weeks share one
 template, only weeks with a holiday or a change of offset are computed range by range), after
 which `add` and `elapsed` are a few bisections whatever the span.

