@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -88,8 +89,10 @@ def hour_key_text(hour_start: datetime) -> str:
     return hour_start.astimezone(UTC).strftime(HOUR_FORMAT)
 
 
+@lru_cache(maxsize=65536)
 def _hour(text: str) -> datetime:
-    return datetime.strptime(text, HOUR_FORMAT).replace(tzinfo=UTC)
+    # Cached: every bucket of an hour shares its text, and strptime dominated decoding.
+    return datetime.fromisoformat(text)
 
 
 def _micros(seconds: float) -> int:
