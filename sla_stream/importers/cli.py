@@ -79,7 +79,7 @@ def servicenow(
         raise click.ClickException(f"{file}: {exc}") from None
     partial.replace(out)
     took = time.perf_counter() - started
-    _write_report(summary.reported, report_path)
+    _write_report(sorted(summary.reported, key=lambda r: r.row), report_path)
     click.echo(_summary_text(summary, took))
     click.echo(f"wrote {out}")
 

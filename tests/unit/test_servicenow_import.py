@@ -356,6 +356,21 @@ def test_rows_that_cannot_be_mapped_are_reported_with_row_number_and_reason() ->
     assert (summary.rows, summary.incidents, summary.incidents_imported) == (14, 5, 3)
 
 
+def test_an_ambiguous_local_time_takes_the_earlier_instant() -> None:
+    # Sao Paulo left DST at midnight into 2017-02-19: 23:00-23:59 on the 18th happened twice.
+    by_incident, summary = run(
+        csv_text(
+            row("X1", "New", 0, "18-02-2017 23:30", opened_at="18-02-2017 23:20"),
+            row("X1", "Active", 1, "19-02-2017 00:10", opened_at="18-02-2017 23:20"),
+        )
+    )
+    assert [e.occurred_at.isoformat() for e in by_incident["X1"]] == [
+        "2017-02-18T23:20:00-02:00",
+        "2017-02-19T00:10:00-03:00",
+    ]
+    assert summary.reported == []
+
+
 def test_a_missing_required_column_refuses_the_file() -> None:
     source = io.StringIO("number,incident_state,sys_updated_at\r\nX1,New,01-03-2016 09:00\r\n")
     with pytest.raises(ImportFileError, match="sys_mod_count"):
