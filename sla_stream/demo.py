@@ -84,7 +84,12 @@ async def _incident(
 
 
 def _start_worker(settings: Settings, bootstrap: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "SLA_BROKER": bootstrap, "SLA_DATA_DIR": str(settings.data_dir)}
+    env = {
+        **os.environ,
+        "SLA_BROKER": bootstrap,
+        "SLA_DATA_DIR": str(settings.data_dir),
+        "SLA_RECOVERY_CONSISTENCY_CHECK": str(settings.consistency_check).lower(),
+    }
     return subprocess.Popen(
         [sys.executable, "-m", "sla_stream.cli", "worker"],
         env=env,

@@ -30,6 +30,11 @@ class Settings(BaseSettings):
         default=3.0, gt=0, description="seconds; the embedded broker joins groups only after it"
     )
     log_level: str = "info"
+    recovery_consistency_check: bool | None = Field(
+        default=None,
+        description="Faust's recovery check; unset means off on the embedded broker (its end "
+        "offsets are wrong after multi-record batches) and on for any other broker",
+    )
     standby_replicas: int = Field(default=1, ge=0)
     outbox_window_s: float = Field(
         default=30.0, ge=0, description="effects younger than this are re-sent after a restart"
@@ -45,3 +50,9 @@ class Settings(BaseSettings):
     @property
     def embedded(self) -> bool:
         return self.broker is None
+
+    @property
+    def consistency_check(self) -> bool:
+        if self.recovery_consistency_check is not None:
+            return self.recovery_consistency_check
+        return not self.embedded

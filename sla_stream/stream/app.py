@@ -43,7 +43,6 @@ class SlaApp:
 
 
 def faust_settings(settings: Settings, bootstrap: str) -> dict[str, Any]:
-    embedded = settings.embedded
     return {
         "broker": f"kafka://{bootstrap}",
         "store": "rocksdb://",
@@ -59,7 +58,7 @@ def faust_settings(settings: Settings, bootstrap: str) -> dict[str, Any]:
         "broker_session_timeout": max(10.0, settings.rebalance_timeout * 3),
         "broker_heartbeat_interval": 1.0,
         # Tansu reports end offsets wrong after multi-record batches; on Kafka keep the check.
-        "recovery_consistency_check": not embedded,
+        "recovery_consistency_check": settings.consistency_check,
         "consumer_auto_offset_reset": "earliest",
         "producer_linger": settings.producer_linger_s,
         "stream_buffer_maxsize": settings.stream_buffer_maxsize,
@@ -88,22 +87,18 @@ def create_app(settings: Settings, bootstrap: str) -> SlaApp:
         "outcomes": app.topic(names.outcomes, partitions=p, **raw),
         "dead-letter": app.topic(names.dead_letter, partitions=1, **raw),
     }
-    incidents = app.Table(
-        "incidents", partitions=p, key_type=str, value_type=bytes, value_serializer="raw"
-    )
+    incidents = app.Table("incidents", partitions=p, key_type=bytes, value_type=bytes)
+    # Fed by an agent rather than used as the table's changelog: on the embedded broker a
+    # GlobalTable whose changelog is an outside topic never finished its first rebalance.
     contracts = app.GlobalTable(
-        "contracts",
-        partitions=1,
-        key_type=str,
-        value_type=bytes,
-        value_serializer="raw",
-        changelog_topic=app.topic(names.contracts, partitions=1, **raw),
-        recovery_buffer_size=1,
+        "contracts", partitions=1, key_type=bytes, value_type=bytes, recovery_buffer_size=1
     )
+    contracts_source = app.topic(names.contracts, partitions=1, **raw)
+
     cache = ContractCache()
 
     def lookup(contract_id: str) -> ContractRecord | None:
-        return cache.get(contract_id, contracts.get(contract_id))
+        return cache.get(contract_id, contracts.get(contract_id.encode()))
 
     store = IncidentStore(incidents)
     steps = IncidentSteps(
@@ -139,6 +134,16 @@ def create_app(settings: Settings, bootstrap: str) -> SlaApp:
             else:
                 await steps.on_event(event.value, message.key, message.partition, message.offset)
 
+    @app.agent(contracts_source, name="contracts")
+    async def contracts_agent(stream: Any) -> None:
+        async for event in stream.events():
+            if event.message.key is None:
+                continue
+            if event.value is None:  # a tombstone retires the contract
+                contracts.pop(event.message.key, None)
+            else:
+                contracts[event.message.key] = event.value
+
     @app.timer(settings.tick_interval)
     async def ticker() -> None:
         payload = encode_tick(utc_from_wall(time.time()))  # the one place that reads the clock
@@ -147,9 +152,12 @@ def create_app(settings: Settings, bootstrap: str) -> SlaApp:
 
     @app.page("/metrics")
     async def metrics_view(web: Any, request: Any) -> Any:
-        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+        from prometheus_client import generate_latest
 
-        return web.bytes(generate_latest(metrics.registry), content_type=CONTENT_TYPE_LATEST)
+        # aiohttp refuses a charset inside content_type; the text format 0.0.4 is UTF-8.
+        return web.bytes(
+            generate_latest(metrics.registry), content_type="text/plain; version=0.0.4"
+        )
 
     @app.page("/healthz")
     async def health_view(web: Any, request: Any) -> Any:

@@ -22,8 +22,10 @@ from sla_stream.stream.state import IncidentRecord, IncidentStore
 
 ContractLookup = Callable[[str], ContractRecord | None]
 
-# Ignored steps that are the input's fault go to the dead-letter topic; the rest are counted.
+# Ignored steps that are the input's fault go to the dead-letter topic; valid input that changes
+# nothing (a repeat, an event after the incident was closed) is counted by reason.
 DEAD_LETTER_REASONS = frozenset({"unknown_contract_version"})
+COUNTED_REASONS = frozenset({"duplicate", "after_final"})
 
 
 class IncidentSteps:
@@ -63,10 +65,10 @@ class IncidentSteps:
         if step.ignored in DEAD_LETTER_REASONS:
             await self._dead_letter(raw, key, partition, offset, step.ignored, step.ignored, None)
             return
-        if step.ignored is None:
-            self.metrics.events.labels(event.type).inc()
-        else:
+        if step.ignored in COUNTED_REASONS:
             self.metrics.rejected.labels(step.ignored).inc()
+        else:
+            self.metrics.events.labels(event.type).inc()
         await self._commit(partition, event.incident_id, record, step)
         self.metrics.processing.observe(time.perf_counter() - started)
 
@@ -109,9 +111,12 @@ class IncidentSteps:
         self, partition: int, incident_id: str, record: IncidentRecord | None, step: engine.Step
     ) -> None:
         """Persist (one write) then publish; skip the write when nothing changed."""
-        previous = record.state if record else None
-        if not step.alerts and not step.outcomes and step.state == previous:
-            return
+        if not step.alerts and not step.outcomes:
+            # Only the horizon moved, or a repeat: not worth a write.
+            if step.ignored is not None and record is not None:
+                return
+            if record is not None and step.state == record.state:
+                return
         now_wall = time.time()
         kept = tuple(
             p

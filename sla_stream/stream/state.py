@@ -117,11 +117,11 @@ class IncidentStore:
         self.partitions: set[int] = set()
 
     def load(self, incident_id: str) -> IncidentRecord | None:
-        raw = self.table.get(incident_id)
+        raw = self.table.get(incident_id.encode())
         return None if raw is None else IncidentRecord.from_bytes(raw)
 
     def save(self, partition: int, incident_id: str, record: IncidentRecord) -> None:
-        self.table[incident_id] = record.to_bytes()  # the one write of this step
+        self.table[incident_id.encode()] = record.to_bytes()  # the one write of this step
         state = record.state
         if state.parked and state.contract_id is not None:
             self.index.park(partition, state.contract_id, incident_id)
@@ -135,7 +135,7 @@ class IncidentStore:
             if partition not in self.partitions:
                 continue
             for key, value in store._visible_items(db):
-                yield partition, store._decode_key(key), store._decode_value(value)
+                yield partition, bytes(store._decode_key(key)).decode(), store._decode_value(value)
 
     def rebuild(
         self, partitions: set[int], now_wall: float, outbox_window_s: float
