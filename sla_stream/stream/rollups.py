@@ -23,7 +23,6 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-import faust
 from pydantic import ValidationError
 
 from sla_stream.analytics.adherence import (
@@ -169,10 +168,13 @@ def register_rollups(sla_app: SlaApp) -> Rollups:
     app = sla_app.faust
     p = sla_app.settings.partitions
     raw = {"key_serializer": "raw", "value_serializer": "raw"}
+    # key_type/value_type bytes make the store and changelog pass bytes through (a Schema
+    # with raw serializers is not enough: the RocksDB store would still decode values as JSON).
     table = app.Table(
         TABLE_NAME,
         partitions=p,
-        schema=faust.Schema(key_type=bytes, value_type=bytes, **raw),
+        key_type=bytes,
+        value_type=bytes,
         help="hourly adherence buckets by contract, metric, hour, severity and category",
     )
     rollups = Rollups(sla_app, table)
