@@ -54,7 +54,7 @@ async def _incident(
 ) -> None:
     severity = rng.choices(["P1", "P2", "P3"], weights=[2, 3, 3])[0]
     steps: list[tuple[float, str, dict[str, Any]]] = [(0, "opened", {"severity": severity})]
-    respond_at = rng.lognormvariate(3.0, 0.6)  # median ~20 s against 30-60 s windows
+    respond_at = rng.lognormvariate(3.2, 0.6)  # median ~25 s against 30-60 s windows
     steps.append((respond_at, "responded", {}))
     t = respond_at
     if rng.random() < 0.3:
