@@ -6,7 +6,7 @@ import hashlib
 
 
 def _digest(*parts: object) -> str:
-    text = "\x1f".join("-" if p is None else str(p) for p in parts)
+    text = "\x1f".join(["-" if p is None else str(p) for p in parts])
     return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
 
 

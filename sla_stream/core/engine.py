@@ -58,7 +58,7 @@ from enum import StrEnum
 from typing import Literal, NamedTuple
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 from sla_stream.core import clock as clk
 from sla_stream.core.calendar import calendar_for
@@ -156,7 +156,7 @@ class IncidentState(BaseModel):
     evaluated: bool = False
     pending_since: datetime | None = None  # earliest event recorded since the last evaluation
     clocks: tuple[Clock, ...] = ()
-    ledger: Ledger = Field(default_factory=Ledger)
+    ledger: Ledger = Ledger()
 
     def to_bytes(self) -> bytes:
         return orjson.dumps(self.model_dump(mode="json", exclude_defaults=True))
@@ -164,6 +164,10 @@ class IncidentState(BaseModel):
     @classmethod
     def from_bytes(cls, data: bytes) -> IncidentState:
         return cls.model_validate_json(data)
+
+
+# A template for new incidents: copying it skips the deep copy of defaults a model makes.
+_EMPTY = IncidentState(incident_id="-")
 
 
 class Step(NamedTuple):
@@ -182,7 +186,7 @@ def apply(
 ) -> Step:
     """Apply one event: dues strictly before its instant fire first, then the event itself."""
     if state is None:
-        state = IncidentState(incident_id=event.incident_id)
+        state = _EMPTY.model_copy(update={"incident_id": event.incident_id})
     elif state.incident_id != event.incident_id:
         raise ValueError(f"event for {event.incident_id!r} applied to {state.incident_id!r}")
     rec = _record(event)

@@ -14,8 +14,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import NamedTuple
 
-from pydantic import BaseModel, ConfigDict
-
 from sla_stream.core import alert_ids
 from sla_stream.core.models import Alert, Outcome
 
@@ -74,14 +72,15 @@ class LiveOutcome(NamedTuple):
     body: OutcomeBody
 
 
-class Ledger(BaseModel):
-    """Live alerts and outcomes, and per slot how many retractions / outcomes came before."""
+class Ledger(NamedTuple):
+    """Live alerts and outcomes, and per slot how many retractions / outcomes came before.
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    A NamedTuple (it serialises as a JSON array inside the incident state): one is built per
+    step that publishes anything, and a model's construction cost showed in the profile."""
 
     alerts: tuple[LiveAlert, ...] = ()
     outcomes: tuple[LiveOutcome, ...] = ()
-    revisions: dict[str, int] = {}
+    revisions: dict[str, int] = {}  # shared default, never mutated: `reconcile` copies it
 
     def live_alerts(self) -> dict[Slot, AlertBody]:
         return {a.body.slot: a.body for a in self.alerts}
@@ -135,7 +134,7 @@ def reconcile(
     emitted.sort(key=_alert_order)
     live.sort(key=lambda e: _alert_order_body(e.body))
     kept, published = _reconcile_outcomes(ledger, outcomes, revisions, ident)
-    new = Ledger.model_construct(alerts=tuple(live), outcomes=kept, revisions=revisions)
+    new = Ledger(tuple(live), kept, revisions)
     return Reconciled(new, tuple(emitted), published)
 
 
