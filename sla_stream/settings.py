@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -16,6 +17,9 @@ class Settings(BaseSettings):
     broker: str | None = Field(
         default=None,
         description="Kafka bootstrap servers (host:port,...); unset starts the embedded broker",
+    )
+    embedded_port: int = Field(
+        default=9092, description="loopback port of the embedded broker when SLA_BROKER is unset"
     )
     app_id: str = "sla-stream"
     topic_prefix: str = "sla."
@@ -43,6 +47,22 @@ class Settings(BaseSettings):
     stream_buffer_maxsize: int = Field(default=32768, gt=0)
     commit_every: int = Field(default=10000, gt=0)
     commit_interval_s: float = Field(default=1.0, gt=0)
+    ingest_token_hashes: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="SHA-256 hex digests of the bearer tokens POST /api/v1/events accepts, "
+        "comma-separated, each optionally `<digest>:<name>` (`sla-stream token hash`)",
+    )
+    max_request_bytes: int = Field(default=1024 * 1024, gt=0, description="HTTP body limit")
+    ingest_ack_timeout_s: float = Field(default=10.0, gt=0)
+    ingest_retry_after_s: int = Field(default=5, ge=1)
+
+    @field_validator("ingest_token_hashes", mode="before")
+    @classmethod
+    def _split_token_hashes(cls, value: Any) -> Any:
+        # Checked by `web.auth.TokenSet.parse` at startup, whose errors never echo the value:
+        # pydantic's would print a token configured in clear by mistake.
+        entries = value.split(",") if isinstance(value, str) else value
+        return [e.strip() for e in entries if e.strip()]
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"

@@ -12,14 +12,14 @@ from sla_stream.settings import Settings
 from sla_stream.stream.admin import ensure_topics
 from sla_stream.stream.topics import topic_specs
 
-EMBEDDED_HOST, EMBEDDED_PORT = "127.0.0.1", 9092
+EMBEDDED_HOST = "127.0.0.1"
 
 log = logging.getLogger(__name__)
 
 
 def default_bootstrap(settings: Settings) -> str:
     """Where clients connect: `SLA_BROKER`, else the embedded broker's documented address."""
-    return settings.broker or f"{EMBEDDED_HOST}:{EMBEDDED_PORT}"
+    return settings.broker or f"{EMBEDDED_HOST}:{settings.embedded_port}"
 
 
 @contextlib.contextmanager
@@ -28,11 +28,12 @@ def broker_for(settings: Settings) -> Iterator[str]:
     if settings.broker:
         yield settings.broker
         return
-    if _accepts(EMBEDDED_HOST, EMBEDDED_PORT):
-        log.info("using the broker already listening on %s:%s", EMBEDDED_HOST, EMBEDDED_PORT)
-        yield f"{EMBEDDED_HOST}:{EMBEDDED_PORT}"
+    port = settings.embedded_port
+    if _accepts(EMBEDDED_HOST, port):
+        log.info("using the broker already listening on %s:%s", EMBEDDED_HOST, port)
+        yield f"{EMBEDDED_HOST}:{port}"
         return
-    with EmbeddedBroker(EMBEDDED_HOST, EMBEDDED_PORT) as broker:
+    with EmbeddedBroker(EMBEDDED_HOST, port) as broker:
         log.info("started the embedded broker on %s (memory-only)", broker.bootstrap)
         yield broker.bootstrap
 
