@@ -12,6 +12,7 @@ from sla_stream.contracts_cli import contracts
 from sla_stream.generate import generate_command
 from sla_stream.importers.cli import import_group
 from sla_stream.replay import replay_command
+from sla_stream.web.token_cli import token_group
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -70,6 +71,7 @@ main.add_command(generate_command)
 main.add_command(contracts)
 main.add_command(import_group)
 main.add_command(report_command)
+main.add_command(token_group)
 
 if __name__ == "__main__":
     main()

@@ -150,6 +150,10 @@ def create_app(settings: Settings, bootstrap: str) -> SlaApp:
         for partition in sorted(my_partitions()):
             await ticks.send(key=None, value=payload, partition=partition)
 
+    from sla_stream.web.ingest import register_ingest_view
+
+    register_ingest_view(app, settings, names.events)  # POST /api/v1/events
+
     @app.page("/metrics")
     async def metrics_view(web: Any, request: Any) -> Any:
         from prometheus_client import generate_latest
