@@ -20,6 +20,7 @@ from sla_stream.stream.codecs import ContractCache, decode_tick, encode_tick
 from sla_stream.stream.incidents import IncidentSteps
 from sla_stream.stream.metrics import Metrics
 from sla_stream.stream.publish import Publisher
+from sla_stream.stream.rollups import register_rollups
 from sla_stream.stream.state import IncidentStore, utc_from_wall
 from sla_stream.stream.topics import TopicNames
 
@@ -118,6 +119,7 @@ def create_app(settings: Settings, bootstrap: str) -> SlaApp:
         assigned = my_partitions()
         if assigned != store.partitions:
             resend = store.rebuild(assigned, time.time(), settings.outbox_window_s)
+            steps.open_clocks.recount_records(store.items_by_partition())
             sent = await steps.publisher.resend(resend)
             log.info(
                 "due index rebuilt for partitions %s; re-sent %d effects", sorted(assigned), sent
@@ -167,4 +169,6 @@ def create_app(settings: Settings, bootstrap: str) -> SlaApp:
     async def health_view(web: Any, request: Any) -> Any:
         return web.json({"ok": True, "partitions": sorted(store.partitions)})
 
-    return SlaApp(settings, app, names, metrics, store, contracts, steps)
+    sla_app = SlaApp(settings, app, names, metrics, store, contracts, steps)
+    register_rollups(sla_app)  # adherence table, rollup agent, gauge and /api/v1/adherence
+    return sla_app

@@ -17,6 +17,7 @@ from sla_stream.core.models import DeadLetter
 from sla_stream.core.terms import ContractRecord
 from sla_stream.stream.codecs import decode_event
 from sla_stream.stream.metrics import Metrics
+from sla_stream.stream.open_clocks import OpenClocks
 from sla_stream.stream.publish import Publisher
 from sla_stream.stream.state import IncidentRecord, IncidentStore
 
@@ -49,6 +50,7 @@ class IncidentSteps:
         self.events_topic = events_topic
         self.max_event_bytes = max_event_bytes
         self.outbox_window_s = outbox_window_s
+        self.open_clocks = OpenClocks(metrics.open_clocks)
 
     async def on_event(self, raw: bytes, key: bytes | None, partition: int, offset: int) -> None:
         started = time.perf_counter()
@@ -125,6 +127,7 @@ class IncidentSteps:
         )
         sent = await self.publisher.effects(step.alerts, step.outcomes)
         self.store.save(partition, incident_id, IncidentRecord(step.state, kept + tuple(sent)))
+        self.open_clocks.change(partition, record.state if record else None, step.state)
 
     async def _dead_letter(
         self,

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from sla_stream.core.engine import IncidentState
+from sla_stream.stream.state import IncidentRecord
 
 OPEN_PHASES = frozenset({"running", "paused"})
 Slot = tuple[str, str]  # (metric, severity)
@@ -50,6 +51,10 @@ class OpenClocks:
             self.by_partition.setdefault(partition, Counter()).update(open_slots(state))
         for slot in before.keys() | self.total().keys():
             self._show(slot)
+
+    def recount_records(self, records: Iterable[tuple[int, str, bytes]]) -> None:
+        """`recount` from the store's raw (partition, incident id, record) triples."""
+        self.recount((p, IncidentRecord.from_bytes(raw).state) for p, _, raw in records)
 
     def total(self) -> Counter[Slot]:
         out: Counter[Slot] = Counter()
