@@ -55,8 +55,19 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(default=1024 * 1024, gt=0, description="HTTP body limit")
     ingest_ack_timeout_s: float = Field(default=10.0, gt=0)
     ingest_retry_after_s: int = Field(default=5, ge=1)
+    portal_token_hashes: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="portal bearer tokens as `<sha256 hex digest>:<customer_id>`, comma-separated "
+        "(`sla-stream token hash`); each token sees only its customer's data",
+    )
+    portal_recent_days: float = Field(
+        default=30.0, ge=0, description="the portal lists incidents ended at most this long ago"
+    )
+    adherence_target: float = Field(
+        default=0.95, gt=0, le=1, description="the adherence rate the dashboard draws as target"
+    )
 
-    @field_validator("ingest_token_hashes", mode="before")
+    @field_validator("ingest_token_hashes", "portal_token_hashes", mode="before")
     @classmethod
     def _split_token_hashes(cls, value: Any) -> Any:
         # Checked by `web.auth.TokenSet.parse` at startup, whose errors never echo the value:
