@@ -282,6 +282,7 @@ def report(buckets: Iterable[Bucket], query: Query) -> dict[str, Any]:
     wanted = set(query.metrics())
     periods: dict[tuple[str, datetime], _Cell] = {}
     trends: dict[tuple[str, str, datetime], _Cell] = {}
+    severities: dict[tuple[str, str], _Cell] = {}  # (metric, severity) over the whole range
     breaches: dict[tuple[datetime, str], int] = {}
     period_of: dict[tuple[datetime, str], datetime] = {}  # hour -> period start, per step
 
@@ -304,6 +305,7 @@ def report(buckets: Iterable[Bucket], query: Query) -> dict[str, Any]:
             p = of(k.hour_start, step)
             periods.setdefault((k.metric, p), _Cell()).add(b)
             trends.setdefault((k.metric, k.category, p), _Cell()).add(b)
+            severities.setdefault((k.metric, k.severity), _Cell()).add(b)
     return {
         "contract": query.contract_id,
         "timezone": tz,
@@ -320,6 +322,14 @@ def report(buckets: Iterable[Bucket], query: Query) -> dict[str, Any]:
             for qs in quarters
         ],
         "trends": {m: _trends_json(m, starts, trends, tz, step) for m in query.metrics()},
+        "by_severity": {
+            m: {
+                sev: rate_json(c.met, c.breached)
+                for (metric, sev), c in sorted(severities.items())
+                if metric == m
+            }
+            for m in query.metrics()
+        },
     }
 
 

@@ -33,6 +33,7 @@ CSV_COLUMNS = (
     "section",
     "metric",
     "category",
+    "severity",
     "period",
     "start",
     "end",
@@ -161,6 +162,9 @@ def csv_rows(rep: dict[str, Any]) -> Iterable[dict[str, Any]]:
         for category, rows in categories.items():
             for row in rows:
                 yield {**base, "section": "trend", "metric": metric, "category": category, **row}
+    for metric, per in rep.get("by_severity", {}).items():
+        for severity, r in per.items():
+            yield {**base, "section": "severity", "metric": metric, "severity": severity, **r}
 
 
 def render_csv(reports: list[dict[str, Any]]) -> str:
@@ -199,6 +203,12 @@ def _grid(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
     ]
 
 
+def _rate_cell(r: dict[str, Any] | None) -> str:
+    if r is None:
+        return "-"
+    return f"{percent(r['rate'])} ({r['numerator']}/{r['denominator']})"
+
+
 def render_table(rep: dict[str, Any]) -> str:
     lines = [
         f"{rep['contract']} ({rep['timezone']}) {rep['from']} .. {rep['to']}, by {rep['step']}"
@@ -214,6 +224,18 @@ def render_table(rep: dict[str, Any]) -> str:
             for p in m["periods"]
         ]
         lines += _grid(("period", "rate", "met / settled"), rows)
+    by_severity = rep.get("by_severity", {})
+    severities = sorted({sev for per in by_severity.values() for sev in per})
+    if severities:
+        lines.append("\nadherence per priority (met / settled over the range)")
+        rows = [
+            (
+                sev,
+                *(_rate_cell(by_severity[m].get(sev)) for m in rep["metrics"]),
+            )
+            for sev in severities
+        ]
+        lines += _grid(("priority", *rep["metrics"]), rows)
     lines.append("\nbreaches per quarter")
     metrics = list(rep["metrics"])
     rows = [
