@@ -11,7 +11,9 @@ import orjson
 import pytest
 from aiohttp.base_protocol import BaseProtocol
 from aiohttp.streams import StreamReader
+from click.testing import CliRunner
 
+from sla_stream.cli import main
 from sla_stream.settings import Settings
 from sla_stream.stream.codecs import decode_event
 from sla_stream.web.auth import Credential, TokenSet, bearer_token, hash_token, parse_entry
@@ -97,6 +99,19 @@ def test_settings_read_comma_separated_hashes(monkeypatch: pytest.MonkeyPatch) -
     assert Settings().ingest_token_hashes == [hash_token(TOKEN), f"{hash_token(OTHER)}:x"]
     monkeypatch.delenv("SLA_INGEST_TOKEN_HASHES")
     assert Settings().ingest_token_hashes == []
+
+
+def test_token_hash_command_prints_the_digest_of_stdin() -> None:
+    runner = CliRunner()
+    result = runner.invoke(main, ["token", "hash"], input=f"{TOKEN}\n")
+    assert result.exit_code == 0 and result.output == hash_token(TOKEN) + "\n"
+    assert runner.invoke(main, ["token", "hash"], input="  \n").exit_code != 0
+
+
+def test_token_new_prints_a_token_and_its_hash() -> None:
+    lines = CliRunner().invoke(main, ["token", "new"]).output.splitlines()
+    token, digest = lines[0].split()[1], lines[1].split()[1]
+    assert len(token) >= 40 and digest == hash_token(token)
 
 
 # --- per-item validation ------------------------------------------------------------------
