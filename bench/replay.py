@@ -1,0 +1,138 @@
+"""Replay and engine throughput: `sla-stream replay` over a generated 200k-event stream (parse,
+validate, engine, write), the engine alone on pre-parsed events, and the real ServiceNow log."""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import NamedTuple
+
+from sla_stream.core.contracts import load_contracts
+from sla_stream.core.engine import IncidentState
+from sla_stream.core.models import IncidentEvent
+from sla_stream.generate import iter_events
+from sla_stream.replay import Replayer, read_events, replay_events, replay_file
+
+TITLE = "Replay and engine throughput"
+
+ROOT = Path(__file__).resolve().parents[1]
+CONTRACTS = ROOT / "examples" / "contracts.yaml"
+INCIDENTS = 46_300  # about 200,000 events with the default profile
+SEED = 1
+SERVICENOW_LOG = ROOT.parent / "shared" / "data" / "servicenow" / "incident_event_log.csv.gz"
+SERVICENOW = ROOT / "examples" / "servicenow"
+
+
+class Took(NamedTuple):
+    wall_s: float
+    cpu_s: float  # this process only: other load on the machine does not count
+
+    def row(self, label: str, events: int) -> str:
+        return (
+            f"| {label} | {self.wall_s:.1f} | {events / self.wall_s:,.0f} | "
+            f"**{events / self.cpu_s:,.0f}** |\n"
+        )
+
+
+def _timed(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = fn(*args, **kwargs)
+    return result, Took(time.perf_counter() - wall, time.process_time() - cpu)
+
+
+def _generate(path: Path) -> int:
+    contracts = load_contracts(CONTRACTS)
+    count = 0
+    with path.open("wb") as out:
+        for event in iter_events(INCIDENTS, SEED, contracts=contracts):
+            out.write(event.to_json() + b"\n")
+            count += 1
+    return count
+
+
+def _parse(path: Path) -> list[IncidentEvent]:
+    replayer = Replayer({}, lambda a: None, lambda o: None)
+    with path.open("rb") as source:
+        return list(read_events(source, replayer.summary))
+
+
+def _state_sizes(events: list[IncidentEvent]) -> tuple[list[int], float]:
+    """Bytes of each incident's final state, and microseconds of one to_bytes + from_bytes."""
+    contracts = load_contracts(CONTRACTS)
+    replayer = Replayer(contracts, lambda a: None, lambda o: None)
+    for event in events[:50_000]:
+        replayer.event(event)
+    replayer.finish()
+    states = list(replayer.states.values())
+    sizes = [len(s.to_bytes()) for s in states]
+    started = time.perf_counter()
+    for s in states:
+        IncidentState.from_bytes(s.to_bytes())
+    return sizes, (time.perf_counter() - started) / len(states) * 1e6
+
+
+def _servicenow(tmp: Path) -> str:
+    if not SERVICENOW_LOG.exists() or not (SERVICENOW / "mapping.yaml").exists():
+        return "- real ServiceNow log: not found next to the repository; skipped\n"
+    events = tmp / "servicenow.jsonl"
+    cli = [sys.executable, "-m", "sla_stream.cli"]
+    imported = subprocess.run(
+        [*cli, "import", "servicenow", str(SERVICENOW_LOG), "--mapping",
+         str(SERVICENOW / "mapping.yaml"), "--out", str(events), "--report", str(tmp / "r.jsonl")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if imported.returncode != 0:
+        return f"- real ServiceNow log: import failed ({imported.stderr.strip()[-200:]})\n"
+    contracts = load_contracts(SERVICENOW / "contracts.yaml")
+    summary, took = _timed(replay_file, contracts, events, tmp / "servicenow-out")
+    return (
+        f"- real ServiceNow log (24,918 incidents, imported by `sla-stream import servicenow`, "
+        f"contracts `examples/servicenow/contracts.yaml`): {summary.events:,} events replayed "
+        f"(parse + validate + engine + write) in {took.wall_s:.1f} s wall = "
+        f"{summary.events / took.wall_s:,.0f} events/s; **{summary.events / took.cpu_s:,.0f} "
+        f"events/s** of CPU; {sum(summary.alerts.values()):,} alerts, "
+        f"{summary.outcome_records:,} outcome records\n"
+    )
+
+
+def run() -> str:
+    contracts = load_contracts(CONTRACTS)
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        path = tmp / "events.jsonl"
+        count, gen_took = _timed(_generate, path)
+        size_mb = path.stat().st_size / 1e6
+        summary, replay_took = _timed(replay_file, contracts, path, tmp / "out")
+        events, parse_took = _timed(_parse, path)
+        (_, _, engine_summary), engine_took = _timed(replay_events, events, contracts)
+        sizes, codec_us = _state_sizes(events)
+        real = _servicenow(tmp)
+    kinds = ", ".join(f"{k} {n:,}" for k, n in sorted(summary.alerts.items()))
+    rates = "; ".join(
+        f"{m} {100 * a / b:.1f} % ({a:,}/{b:,})" for m, (a, b) in summary.adherence.items() if b
+    )
+    sizes.sort()
+    return (
+        f"Stream: `sla-stream generate --incidents {INCIDENTS} --seed {SEED}` on "
+        f"`examples/contracts.yaml`: {count:,} events ({size_mb:.0f} MB), "
+        f"{summary.incidents:,} incidents; {sum(summary.alerts.values()):,} alerts ({kinds}); "
+        f"{summary.outcome_records:,} outcome records ({summary.withdrawals:,} withdrawals); "
+        f"adherence {rates}. One run each; events/s by wall clock and by this process's CPU "
+        f"time (the CPU figure is what the code costs when other work shares the machine).\n\n"
+        f"| step | wall s | events/s (wall) | events/s (CPU) |\n|---|---:|---:|---:|\n"
+        + gen_took.row("generate (to a file)", count)
+        + replay_took.row("`sla-stream replay` path: parse + validate + engine + write", count)
+        + parse_took.row("parse + validate only (`IncidentEvent.model_validate_json`)", count)
+        + engine_took.row(
+            "engine alone on pre-parsed events (apply + due heap + advance)", engine_summary.events
+        )
+        + "\n"
+        f"Incident state (`IncidentState.to_bytes`, what the worker writes per event), final "
+        f"states of the first 50,000 events: median {statistics.median(sizes):,.0f} B, "
+        f"p95 {sizes[int(len(sizes) * 0.95)]:,} B, max {sizes[-1]:,} B; to_bytes + from_bytes "
+        f"{codec_us:.0f} µs per state.\n\n{real}"
+    )
