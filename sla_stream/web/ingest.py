@@ -31,6 +31,7 @@ from typing import Any, Protocol
 import orjson
 
 from sla_stream.core.errors import InvalidEvent
+from sla_stream.settings import Settings
 from sla_stream.stream.codecs import decode_event
 from sla_stream.web.auth import TokenSet
 
@@ -226,7 +227,7 @@ def _consume(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
-def register_ingest_view(app: Any, settings: Any, events_topic: str) -> Ingest:
+def register_ingest_view(app: Any, settings: Settings, events_topic: str) -> Ingest:
     """Add `POST /api/v1/events` to a Faust app's web server; returns its `Ingest`."""
     from faust.web import View
 
