@@ -3,7 +3,9 @@
 `apply(state, event, contract)` and `advance(state, now, contract)` return a `Step`: the new
 state, the alerts and outcomes to publish, and the next instant at which something falls due.
 Nothing here reads a clock or does I/O. Instants are aware and normalised to UTC; durations
-are business seconds on a target's calendar (`*_s`). `clock.py` counts; this file decides.
+are business seconds on a target's calendar (`*_s`). This file decides; `clock.py` counts one
+clock, `fold.py` collects what clocks announce, `ledger.py` turns that into effects against what
+was published, `incident.py` holds the state (and `TYPE_ORDER`, the same-instant tie-break).
 
 The rules (DESIGN.md "SLA clock rules" and "Rule decisions"):
 
@@ -57,15 +59,15 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Literal, NamedTuple
 
-import orjson
-from pydantic import BaseModel, ConfigDict
-
 from sla_stream.core import clock as clk
-from sla_stream.core.calendar import calendar_for
-from sla_stream.core.clock import Clock, Mark, utc
-from sla_stream.core.ledger import AlertBody, Ident, Ledger, OutcomeBody, Slot, reconcile
-from sla_stream.core.models import METRICS, Alert, EventType, IncidentEvent, Outcome, Severity
-from sla_stream.core.terms import ContractRecord, ContractTerms, Target
+from sla_stream.core.clock import utc
+from sla_stream.core.fold import Fold
+from sla_stream.core.incident import TYPE_ORDER, IncidentState, Recorded
+from sla_stream.core.ledger import Ident, reconcile
+from sla_stream.core.models import METRICS, Alert, IncidentEvent, Outcome
+from sla_stream.core.terms import ContractRecord, ContractTerms
+
+__all__ = ["TRANSITIONS", "TYPE_ORDER", "Action", "IncidentState", "Step", "advance", "apply"]
 
 
 class Action(StrEnum):
@@ -94,76 +96,11 @@ TRANSITIONS: dict[tuple[str, str], Action] = {
     ("resolution", "closed"): Action.STOP,
     ("resolution", "cancelled"): Action.CANCEL,
 }
-# Tie-break for events at one instant: the order a person would expect them to have happened.
-TYPE_ORDER: dict[str, int] = {
-    "opened": 0,
-    "severity_changed": 1,
-    "status_changed": 2,
-    "responded": 3,
-    "resolved": 4,
-    "reopened": 5,
-    "closed": 6,
-    "cancelled": 7,
-}
 FINAL_TYPES = frozenset({"closed", "cancelled"})
 # Kinds a cancel takes back; warnings and `stopped` clears stay published.
 CANCEL_RETRACTS = ("met", "breach")
 
 Ignored = Literal["duplicate", "after_final", "unknown_contract_version", "parked", "nothing_due"]
-
-
-class Recorded(NamedTuple):
-    """What the engine keeps of an event: enough to re-derive the incident from its events."""
-
-    event_id: str
-    type: EventType
-    occurred_at: datetime
-    severity: Severity | None = None
-    status: str | None = None
-    contract_id: str | None = None
-    category: str | None = None
-    team: str | None = None
-
-    @property
-    def key(self) -> tuple[datetime, int, str]:
-        return (self.occurred_at, TYPE_ORDER[self.type], self.event_id)
-
-
-class IncidentState(BaseModel):
-    """Everything about one incident: its events, its clocks and what it has published.
-
-    `clocks`, `severity`, `status`, `category`, `team` and `final` reflect the events folded up
-    to `horizon_at` (dues strictly before it fired, and at it too when `horizon_inclusive`); they
-    are meaningful only when `evaluated`.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    incident_id: str
-    contract_id: str | None = None
-    contract_version: int | None = None
-    parked: bool = False
-    next_due_at: datetime | None = None
-    opened_at: datetime | None = None
-    severity: Severity | None = None
-    status: str | None = None
-    category: str | None = None
-    team: str | None = None
-    final: Literal["closed", "cancelled"] | None = None
-    events: tuple[Recorded, ...] = ()
-    horizon_at: datetime | None = None
-    horizon_inclusive: bool = False
-    evaluated: bool = False
-    pending_since: datetime | None = None  # earliest event recorded since the last evaluation
-    clocks: tuple[Clock, ...] = ()
-    ledger: Ledger = Ledger()
-
-    def to_bytes(self) -> bytes:
-        return orjson.dumps(self.model_dump(mode="json", exclude_defaults=True))
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> IncidentState:
-        return cls.model_validate_json(data)
 
 
 # A template for new incidents: copying it skips the deep copy of defaults a model makes.
@@ -175,7 +112,7 @@ class Step(NamedTuple):
     alerts: tuple[Alert, ...]
     outcomes: tuple[Outcome, ...]
     next_due_at: datetime | None  # earliest instant at which advance() would emit something
-    ignored: str | None  # why the input changed nothing; None when it did something
+    ignored: Ignored | None  # why the input changed nothing; None when it did something
 
 
 # -- the two operations -----------------------------------------------------------------------
@@ -212,7 +149,7 @@ def apply(
     if terms is None:
         return _waiting(state, {**grown, "parked": True, "pending_since": pending}, None)
     if _appends_in_order(state, rec):
-        fold = _Fold.resume(state, terms)
+        fold = Fold.resume(state, terms)
         fold.fire_due(t, inclusive=False)
         _on_event(fold, rec, t)
     else:
@@ -238,7 +175,7 @@ def advance(state: IncidentState, now: datetime, contract: ContractRecord | None
         return _waiting(state, {**moved, "parked": True}, "parked")
     resumed = state.evaluated and not state.parked
     if resumed:
-        fold = _Fold.resume(state, terms)
+        fold = Fold.resume(state, terms)
         fold.fire_due(now, inclusive=True)
     else:
         horizon = moved.get("horizon_at", state.horizon_at)
@@ -254,100 +191,14 @@ def advance(state: IncidentState, now: datetime, contract: ContractRecord | None
 # -- folding events into clocks -----------------------------------------------------------------
 
 
-class _Fold:
-    """Scratch space of one step: the incident's clocks and the alerts and outcomes that should
-    be live, as the events (and the dues between them) are folded in time order."""
-
-    def __init__(self, terms: ContractTerms) -> None:
-        self.terms = terms
-        self.severity: str | None = None
-        self.status: str | None = None
-        self.category: str | None = None
-        self.team: str | None = None
-        self.final: str | None = None
-        self.opened = False
-        self.clocks: dict[str, Clock] = {}
-        self.alerts: dict[Slot, AlertBody] = {}
-        self.outcomes: dict[str, OutcomeBody] = {}
-        self.removed_at: dict[Slot, datetime] = {}
-        # Resumed from a state whose ledger is the live set, and nothing announced since:
-        # the ledger stands as it is.
-        self.unchanged = False
-
-    @classmethod
-    def resume(cls, state: IncidentState, terms: ContractTerms) -> _Fold:
-        """Continue from an evaluated state: its clocks, and its ledger as the live set."""
-        fold = cls(terms)
-        fold.severity, fold.status, fold.final = state.severity, state.status, state.final
-        fold.category, fold.team, fold.opened = state.category, state.team, True
-        fold.clocks = {c.metric: c for c in state.clocks}
-        fold.alerts = state.ledger.live_alerts()
-        fold.outcomes = state.ledger.live_outcomes()
-        fold.unchanged = True
-        return fold
-
-    def target(self, metric: str, severity: str | None) -> Target | None:
-        return None if severity is None else self.terms.target(metric, severity)
-
-    def calendar(self, target: Target) -> clk.Calendar:
-        return _calendar(self.terms, target.calendar)
-
-    def target_of(self, c: Clock) -> Target:
-        target = self.terms.target(c.metric, c.severity)
-        assert target is not None, "a clock always counts against a target of its contract"
-        return target
-
-    def pauses(self, target: Target) -> bool:
-        return target.pauses and self.status in self.terms.pause_statuses
-
-    def fire_due(self, bound: datetime, *, inclusive: bool) -> None:
-        """Fire each clock's dues before `bound` (and at it, when `inclusive`)."""
-        for metric, c in self.clocks.items():
-            while c.due_at is not None and (c.due_at < bound or (inclusive and c.due_at == bound)):
-                target = self.target_of(c)
-                c, mark = clk.fire(c, target, self.calendar(target))
-                self.announce(mark, target)
-            self.clocks[metric] = c
-
-    def announce(self, mark: Mark, target: Target) -> None:
-        """Record what a clock announced as alerts and outcomes that should be live."""
-        body = AlertBody(
-            mark.metric, mark.kind, mark.threshold, mark.severity, mark.allowance_s,
-            mark.elapsed_s, mark.deadline_at, mark.at, target.clause_id, target.clause_title,
-        )  # fmt: skip
-        self.unchanged = False
-        self.alerts[body.slot] = body
-        if mark.kind == "warning":
-            return
-        if mark.kind == "stopped":
-            provisional = self.outcomes[mark.metric]
-            self.outcomes[mark.metric] = provisional._replace(
-                elapsed_s=mark.elapsed_s, completed_at=mark.at
-            )
-            return
-        met = mark.kind == "met"
-        self.outcomes[mark.metric] = OutcomeBody(
-            mark.metric, mark.severity, mark.allowance_s, mark.elapsed_s, met,
-            mark.at if met else None, mark.at, self.category, self.team,
-        )  # fmt: skip
-
-    def take_back(self, metric: str, kinds: tuple[str, ...], at: datetime) -> None:
-        """Remove a clock's alerts of `kinds` and its outcome (a reopen, a cancel)."""
-        self.unchanged = False
-        for slot in [s for s in self.alerts if s[0] == metric and s[1] in kinds]:
-            del self.alerts[slot]
-            self.removed_at[slot] = at
-        self.outcomes.pop(metric, None)
-
-
 def _fold_all(
     events: list[Recorded] | tuple[Recorded, ...],
     terms: ContractTerms,
     horizon_at: datetime,
     inclusive: bool,
-) -> _Fold:
+) -> Fold:
     """Re-derive the incident from all its events, firing dues between them, up to the horizon."""
-    fold = _Fold(terms)
+    fold = Fold(terms)
     opened = _opened_event(events)
     assert opened is not None
     _open(fold, opened)
@@ -363,7 +214,7 @@ def _fold_all(
     return fold
 
 
-def _open(fold: _Fold, rec: Recorded) -> None:
+def _open(fold: Fold, rec: Recorded) -> None:
     """Rule 1: start a clock per metric with a target at the opening severity."""
     fold.opened = True
     fold.severity, fold.status = rec.severity, rec.status
@@ -377,7 +228,7 @@ def _open(fold: _Fold, rec: Recorded) -> None:
             )
 
 
-def _on_event(fold: _Fold, rec: Recorded, t: datetime) -> None:
+def _on_event(fold: Fold, rec: Recorded, t: datetime) -> None:
     if rec.type == "opened":
         return  # rule 10: a second `opened` changes nothing
     fold.category = rec.category or fold.category
@@ -400,7 +251,7 @@ def _on_event(fold: _Fold, rec: Recorded, t: datetime) -> None:
 # -- what the table's actions do ----------------------------------------------------------------
 
 
-def _stop(fold: _Fold, metric: str, t: datetime) -> None:
+def _stop(fold: Fold, metric: str, t: datetime) -> None:
     c = fold.clocks[metric]
     if c.phase in ("running", "paused"):
         target = fold.target_of(c)
@@ -409,7 +260,7 @@ def _stop(fold: _Fold, metric: str, t: datetime) -> None:
         fold.announce(mark, target)
 
 
-def _follow_status(fold: _Fold, metric: str, t: datetime) -> None:
+def _follow_status(fold: Fold, metric: str, t: datetime) -> None:
     """Rule 3: pause or resume to match the incident's status."""
     c = fold.clocks[metric]
     if c.phase not in ("running", "paused"):
@@ -422,7 +273,7 @@ def _follow_status(fold: _Fold, metric: str, t: datetime) -> None:
         fold.clocks[metric] = clk.resume(c, t, target, fold.calendar(target))
 
 
-def _retarget(fold: _Fold, metric: str, t: datetime) -> None:
+def _retarget(fold: Fold, metric: str, t: datetime) -> None:
     """Rule 4."""
     c = fold.clocks[metric]
     if c.phase not in ("running", "paused") or c.breached_at is not None:
@@ -437,7 +288,7 @@ def _retarget(fold: _Fold, metric: str, t: datetime) -> None:
         fold.announce(mark, new)
 
 
-def _reopen(fold: _Fold, metric: str, t: datetime) -> None:
+def _reopen(fold: Fold, metric: str, t: datetime) -> None:
     """Rule 5."""
     c = fold.clocks[metric]
     if c.phase != "stopped" or c.breached_at is not None:
@@ -448,7 +299,7 @@ def _reopen(fold: _Fold, metric: str, t: datetime) -> None:
     _retarget(fold, metric, t)
 
 
-def _cancel(fold: _Fold, metric: str, t: datetime) -> None:
+def _cancel(fold: Fold, metric: str, t: datetime) -> None:
     """Rule 7."""
     c = fold.clocks[metric]
     target = fold.target_of(c)
@@ -456,11 +307,11 @@ def _cancel(fold: _Fold, metric: str, t: datetime) -> None:
     fold.take_back(metric, CANCEL_RETRACTS, t)
 
 
-def _start(fold: _Fold, metric: str, t: datetime) -> None:
+def _start(fold: Fold, metric: str, t: datetime) -> None:
     """Clocks start only in `_open`; a later `opened` changes nothing (rule 10)."""
 
 
-ACTIONS: dict[Action, Callable[[_Fold, str, datetime], None]] = {
+ACTIONS: dict[Action, Callable[[Fold, str, datetime], None]] = {
     Action.START: _start,
     Action.STOP: _stop,
     Action.FOLLOW_STATUS: _follow_status,
@@ -478,7 +329,7 @@ def _pin(
     version: int | None,
     opened_at: datetime,
     contract: ContractRecord | None,
-) -> tuple[ContractTerms | None, str | None]:
+) -> tuple[ContractTerms | None, Ignored | None]:
     """Rule 12: the terms of the version in force when the incident opened (or pinned)."""
     if contract is None or contract.contract_id != contract_id:
         return None, None
@@ -506,7 +357,7 @@ def _settle(
     state: IncidentState,
     updates: dict[str, object],
     terms: ContractTerms,
-    fold: _Fold,
+    fold: Fold,
     *,
     cause_at: datetime,
 ) -> Step:
@@ -564,26 +415,11 @@ def _final_event(events: tuple[Recorded, ...]) -> Recorded | None:
     return next((e for e in events if e.type in FINAL_TYPES), None)
 
 
-def _unchanged(state: IncidentState, why: str) -> Step:
+def _unchanged(state: IncidentState, why: Ignored) -> Step:
     return Step(state, (), (), state.next_due_at, why)
 
 
-def _waiting(state: IncidentState, updates: dict[str, object], why: str | None) -> Step:
+def _waiting(state: IncidentState, updates: dict[str, object], why: Ignored | None) -> Step:
     """Recorded but not evaluated: no opened event yet, or no contract (parked)."""
     state = state.model_copy(update={**updates, "next_due_at": None})
     return Step(state, (), (), None, why)
-
-
-_CALENDARS: dict[tuple[str, int, str], tuple[object, clk.Calendar]] = {}
-
-
-def _calendar(terms: ContractTerms, name: str) -> clk.Calendar:
-    """The calendar a target names, via `calendar_for`, memoised per contract version."""
-    block = terms.calendars.get(name, name)  # "24x7" needs no block
-    key = (terms.contract_id, terms.version, name)
-    hit = _CALENDARS.get(key)
-    if hit is not None and (hit[0] is block or hit[0] == block):
-        return hit[1]
-    cal = calendar_for(block)
-    _CALENDARS[key] = (block, cal)
-    return cal
