@@ -23,6 +23,7 @@ from sla_stream.stream.publish import Publisher
 from sla_stream.stream.rollups import register_rollups
 from sla_stream.stream.state import IncidentStore, utc_from_wall
 from sla_stream.stream.topics import TopicNames
+from sla_stream.web.site import register_site
 
 log = logging.getLogger(__name__)
 
@@ -170,5 +171,6 @@ def create_app(settings: Settings, bootstrap: str) -> SlaApp:
         return web.json({"ok": True, "partitions": sorted(store.partitions)})
 
     sla_app = SlaApp(settings, app, names, metrics, store, contracts, steps)
-    register_rollups(sla_app)  # adherence table, rollup agent, gauge and /api/v1/adherence
+    rollups = register_rollups(sla_app)  # adherence table, rollup agent, gauge, /api/v1/adherence
+    register_site(sla_app, rollups)  # dashboard at /, portal API, incidents across workers
     return sla_app

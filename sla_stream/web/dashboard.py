@@ -1,0 +1,188 @@
+"""The adherence dashboard at `/`, its data as JSON, and the per-contract series endpoint.
+
+    GET /                          the page (HTML, inline SVG charts, no script)
+    GET /api/v1/dashboard          the same figures as JSON (same query parameters)
+    GET /api/v1/dashboard/series   one contract's report and histograms, answered by its owner
+
+Query parameters of the page: `contract`, `tier`, `severity` (P1..P4), `step` (hour, day,
+quarter), `from` and `to` (dates, quarters or instants, read in each contract's zone). Any
+worker serves the page: each contract's figures come from the worker owning its adherence
+buckets (via `table_route`), open incidents from every member (`cluster.py`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from sla_stream.core.models import SEVERITIES
+from sla_stream.core.periods import next_period_start, period_starts
+from sla_stream.web import dashboard_html
+from sla_stream.web.adherence import BadRequest, parse_query
+from sla_stream.web.commitments import commitments_json
+from sla_stream.web.dashboard_data import (
+    BadFilter,
+    Filters,
+    breaches_by_quarter,
+    contract_rows,
+    current_terms,
+    portfolio,
+    select_contracts,
+    series,
+    trends,
+)
+from sla_stream.web.open_incidents import IncidentFilter, at_risk
+
+if TYPE_CHECKING:
+    from sla_stream.stream.app import SlaApp
+    from sla_stream.stream.rollups import Rollups
+    from sla_stream.web.cluster import Cluster
+
+log = logging.getLogger(__name__)
+
+PAGE_PATH = "/"
+DATA_PATH = "/api/v1/dashboard"
+SERIES_PATH = "/api/v1/dashboard/series"
+AT_RISK_ROWS = 15
+
+
+class Dashboard:
+    """Builds the page model: contracts' reports from their owners, incidents from members."""
+
+    def __init__(
+        self,
+        backend: Any,
+        cluster: Cluster,
+        target: float,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.backend = backend
+        self.cluster = cluster
+        self.target = target
+        self.now = now
+
+    async def model(self, params: Mapping[str, str]) -> dict[str, Any]:
+        now = self.now()
+        filters = Filters.parse(params, now.date())
+        records = {r.contract_id: r for r in self.backend.contracts()}
+        chosen = select_contracts(records.values(), filters, now)
+        errors = []
+        if filters.contract and filters.contract not in records:
+            errors.append(f"unknown contract {filters.contract!r}")
+        asked = [
+            self.cluster.get_own(SERIES_PATH, filters.params(contract=r.contract_id, tier=""))
+            for r in chosen
+        ]
+        reports = []
+        for record, (status, body) in zip(chosen, await asyncio.gather(*asked), strict=True):
+            if status == 200:
+                reports.append(body)
+            else:
+                why = body.get("error") if isinstance(body, dict) else "no answer from its owner"
+                errors.append(f"{record.contract_id}: {why}")
+        port = portfolio(reports, filters.step)
+        gathered = await self.cluster.incidents(
+            IncidentFilter(
+                contracts=frozenset(r.contract_id for r in chosen),
+                severities=frozenset({filters.severity}) if filters.severity else None,
+            ),
+            now,
+        )
+        breached = sum(
+            1 for i in gathered.incidents for c in i["clocks"] if c["state"] == "breached"
+        )
+        return {
+            "as_of": now.isoformat(),
+            "filters": filters,
+            "target": self.target,
+            "all_contracts": sorted(records),
+            "all_tiers": sorted({current_terms(r, now).tier for r in records.values()}),
+            "errors": list(dict.fromkeys(errors)),
+            "portfolio": port,
+            "breaches": breaches_by_quarter(reports),
+            "trends": trends(reports, port["periods"]),
+            "contracts": contract_rows(reports, records, now),
+            "open_incidents": {
+                "count": sum(1 for i in gathered.incidents if i["lifecycle"] == "open"),
+                "breached_clocks": breached,
+                "missing": gathered.missing,
+                "at_risk": at_risk(gathered.incidents, AT_RISK_ROWS),
+            },
+            "commitments": (
+                commitments_json(records[filters.contract], now)
+                if filters.contract in records
+                else None
+            ),
+        }
+
+
+def _json(view: Any, value: Any, status: int = 200) -> Any:
+    return view.bytes(
+        orjson.dumps(value, default=_default), content_type="application/json", status=status
+    )
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Filters):
+        return value.params()
+    raise TypeError(type(value).__name__)
+
+
+def series_answer(rollups: Rollups, sla_app: SlaApp, params: Mapping[str, str]) -> tuple[int, Any]:
+    """One contract's series from this worker's buckets (it owns the contract's partition)."""
+    try:
+        query = parse_query(params, sla_app.contract(params.get("contract", "")))
+    except BadRequest as exc:
+        return 400, {"error": str(exc)}
+    except LookupError as exc:
+        return 404, {"error": str(exc)}
+    severity = params.get("severity") or None
+    if severity is not None and severity not in SEVERITIES:
+        return 400, {"error": f"'severity' must be one of {', '.join(SEVERITIES)}"}
+    # Whole quarters, as `Rollups.query` reads them: breaches per quarter cover the quarters
+    # the range touches.
+    quarters = period_starts(query.from_at, query.to_at, query.tz, "quarter")
+    lo, hi = quarters[0], next_period_start(quarters[-1], query.tz, "quarter")
+    buckets = [b for m in query.metrics() for b in rollups.buckets(query.contract_id, m, lo, hi)]
+    return 200, series(buckets, query, severity)
+
+
+def register_dashboard(sla_app: SlaApp, rollups: Rollups, cluster: Cluster, backend: Any) -> None:
+    """Add the page, its JSON and the series endpoint to the worker's web server."""
+    app = sla_app.faust
+    # Faust mounts a status index at "/" when its web server starts; the dashboard takes "/".
+    blueprints = app.web.blueprints
+    blueprints._enabled = [(p, bp) for p, bp in blueprints._enabled if p != ""]
+    dashboard = Dashboard(backend, cluster, sla_app.settings.adherence_target)
+
+    @app.table_route(table=rollups.table, query_param="contract")
+    async def owned_series(view: Any, request: Any) -> Any:
+        status, body = series_answer(rollups, sla_app, request.query)
+        return _json(view, body, status)
+
+    @app.page(SERIES_PATH)
+    async def series_view(view: Any, request: Any) -> Any:
+        if not request.query.get("contract"):
+            return _json(view, {"error": "'contract' is required"}, 400)
+        return await owned_series(view, request)
+
+    @app.page(DATA_PATH)
+    async def data_view(view: Any, request: Any) -> Any:
+        try:
+            return _json(view, await dashboard.model(request.query))
+        except BadFilter as exc:
+            return _json(view, {"error": str(exc)}, 400)
+
+    @app.page(PAGE_PATH)
+    async def page_view(view: Any, request: Any) -> Any:
+        try:
+            model = await dashboard.model(request.query)
+        except BadFilter as exc:
+            model = await dashboard.model({})
+            model["errors"].insert(0, str(exc))
+        return view.html(dashboard_html.page(model))

@@ -1,0 +1,237 @@
+"""What the dashboard shows, computed from per-contract adherence reports (pure functions).
+
+Each contract's figures come from `analytics.adherence.report`, run on the worker that owns the
+contract's buckets (`series`, behind a `table_route`d endpoint), with the response-time
+histograms beside it so that trends over several contracts are true quantiles of the merged
+distribution, not averages of medians. Everything here combines those reports:
+
+- portfolio adherence per period = sum of met / sum of settled over the contracts shown, with
+  numerator and denominator kept (DESIGN "Adherence arithmetic"). Each contract's periods are
+  taken in its own zone, so "2026-04-01" is that local day for every contract;
+- breaches per calendar quarter per contract;
+- median and p90 per category and period from the merged histograms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sla_stream.analytics import histogram
+from sla_stream.analytics.adherence import Bucket, Query, rate_json, report
+from sla_stream.core.models import METRICS, SEVERITIES
+from sla_stream.core.periods import (
+    STEPS,
+    next_period_start,
+    period_label,
+    period_start,
+    period_starts,
+)
+from sla_stream.core.terms import ContractRecord, ContractTerms
+
+NO_CATEGORY = "(none)"
+DEFAULT_DAYS = 90
+
+
+class BadFilter(ValueError):
+    """A filter value the page cannot use; the message names it."""
+
+
+@dataclass(frozen=True)
+class Filters:
+    """The dashboard's filters, as given in the query string (empty means all)."""
+
+    contract: str = ""
+    tier: str = ""
+    severity: str = ""
+    step: str = "day"
+    from_: str = ""
+    to: str = ""
+
+    @classmethod
+    def parse(cls, params: Mapping[str, str], today: date) -> Filters:
+        """Validate; default period: the last `DEFAULT_DAYS` days up to and including today."""
+        severity = params.get("severity", "")
+        if severity and severity not in SEVERITIES:
+            raise BadFilter(f"'severity' must be one of {', '.join(SEVERITIES)}")
+        step = params.get("step") or "day"
+        if step not in STEPS:
+            raise BadFilter(f"'step' must be one of {', '.join(STEPS)}")
+        return cls(
+            contract=params.get("contract", ""),
+            tier=params.get("tier", ""),
+            severity=severity,
+            step=step,
+            from_=params.get("from") or (today - timedelta(days=DEFAULT_DAYS - 1)).isoformat(),
+            to=params.get("to") or (today + timedelta(days=1)).isoformat(),
+        )
+
+    def params(self, **changes: str) -> dict[str, str]:
+        """Query parameters of these filters (with `changes`), empty ones left out."""
+        values = {
+            "contract": self.contract,
+            "tier": self.tier,
+            "severity": self.severity,
+            "step": self.step,
+            "from": self.from_,
+            "to": self.to,
+            **changes,
+        }
+        return {k: v for k, v in values.items() if v}
+
+
+def current_terms(record: ContractRecord, now: datetime) -> ContractTerms:
+    """The version in force now, else the latest: what a contract's tier and customer are."""
+    return record.for_incident_opened_at(now) or max(record.versions, key=lambda v: v.version)
+
+
+def select_contracts(
+    records: Iterable[ContractRecord], filters: Filters, now: datetime
+) -> list[ContractRecord]:
+    """The contracts the filters keep, by id."""
+    kept = []
+    for record in records:
+        if filters.contract and record.contract_id != filters.contract:
+            continue
+        if filters.tier and current_terms(record, now).tier != filters.tier:
+            continue
+        kept.append(record)
+    return sorted(kept, key=lambda r: r.contract_id)
+
+
+# -- owner side: one contract's report plus its histograms -------------------------------------
+
+
+def series(buckets: Iterable[Bucket], query: Query, severity: str | None) -> dict[str, Any]:
+    """`report` over the buckets of one severity (or all), with per-period histograms."""
+    kept = [b for b in buckets if severity is None or b.key.severity == severity]
+    out = report(kept, query)
+    tz, step = query.tz, query.step
+    starts = period_starts(query.from_at, query.to_at, tz, step)
+    first, end = starts[0], next_period_start(starts[-1], tz, step)
+    hists: dict[str, dict[str, dict[str, dict[int, int]]]] = {m: {} for m in query.metrics()}
+    for b in kept:
+        k = b.key
+        if k.metric not in hists or not b.count or not first <= k.hour_start < end:
+            continue
+        label = period_label(period_start(k.hour_start, tz, step), tz, step)
+        cell = hists[k.metric].setdefault(k.category or NO_CATEGORY, {}).setdefault(label, {})
+        histogram.merge(cell, b.hist)
+    out["histograms"] = {
+        m: {c: {p: {str(i): n for i, n in h.items()} for p, h in cats[c].items()} for c in cats}
+        for m, cats in hists.items()
+    }
+    out["severity"] = severity
+    return out
+
+
+# -- dashboard side: combining contracts ---------------------------------------------------------
+
+
+def _period_key(row: Mapping[str, Any], step: str) -> tuple[Any, str]:
+    # Hours are labelled with their own offset: order them by instant. Days and quarters sort
+    # by their labels, which every zone shares.
+    if step == "hour":
+        return (datetime.fromisoformat(row["start"]).astimezone(UTC), row["period"])
+    return (row["period"], row["period"])
+
+
+def portfolio(reports: Iterable[Mapping[str, Any]], step: str) -> dict[str, Any]:
+    """Adherence per metric and period over the contracts, with numerators and denominators."""
+    cells: dict[str, dict[str, list[int]]] = {m: {} for m in METRICS}
+    order: dict[str, Any] = {}
+    totals = {m: [0, 0] for m in METRICS}
+    for rep in reports:
+        for metric, data in rep["metrics"].items():
+            totals[metric][0] += data["total"]["numerator"]
+            totals[metric][1] += data["total"]["denominator"]
+            for row in data["periods"]:
+                key, label = _period_key(row, step)
+                order.setdefault(label, key)
+                cell = cells[metric].setdefault(label, [0, 0])
+                cell[0] += row["numerator"]
+                cell[1] += row["denominator"]
+    labels = sorted(order, key=lambda label: order[label])
+    return {
+        "periods": labels,
+        "metrics": {
+            m: {
+                "total": _rate(*totals[m]),
+                "periods": [
+                    _rate(*cells[m].get(label, [0, 0])) | {"period": label} for label in labels
+                ],
+            }
+            for m in METRICS
+        },
+    }
+
+
+def _rate(met: int, settled: int) -> dict[str, Any]:
+    return rate_json(met, settled - met)
+
+
+def breaches_by_quarter(reports: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Breached clocks per contract and calendar quarter (the contract's zone), and totals."""
+    quarters: set[str] = set()
+    rows: dict[str, dict[str, int]] = {}
+    for rep in reports:
+        per = rows.setdefault(rep["contract"], {})
+        for q in rep["breaches_per_quarter"]:
+            quarters.add(q["quarter"])
+            per[q["quarter"]] = per.get(q["quarter"], 0) + q["breaches"]
+    ordered = sorted(quarters)
+    return {
+        "quarters": ordered,
+        "contracts": {c: [per.get(q, 0) for q in ordered] for c, per in sorted(rows.items())},
+        "totals": [sum(per.get(q, 0) for per in rows.values()) for q in ordered],
+    }
+
+
+def trends(reports: Iterable[Mapping[str, Any]], periods: list[str]) -> dict[str, Any]:
+    """Per metric and category, count, median and p90 per period from the merged histograms."""
+    merged: dict[str, dict[str, dict[str, dict[int, int]]]] = {m: {} for m in METRICS}
+    for rep in reports:
+        for metric, cats in rep.get("histograms", {}).items():
+            for category, per in cats.items():
+                into = merged[metric].setdefault(category, {})
+                for label, hist in per.items():
+                    histogram.merge(
+                        into.setdefault(label, {}), {int(i): n for i, n in hist.items()}
+                    )
+    out: dict[str, Any] = {}
+    for metric, cats in merged.items():
+        out[metric] = {
+            category: [_quantiles(label, per[label]) for label in periods if label in per]
+            for category, per in sorted(cats.items())
+        }
+    return out
+
+
+def _quantiles(label: str, hist: dict[int, int]) -> dict[str, Any]:
+    def q(x: float) -> float | None:
+        v = histogram.quantile(hist, x)
+        return None if v is None else round(v, 3)
+
+    return {"period": label, "count": sum(hist.values()), "median_s": q(0.5), "p90_s": q(0.9)}
+
+
+def contract_rows(
+    reports: Iterable[Mapping[str, Any]], records: Mapping[str, ContractRecord], now: datetime
+) -> list[dict[str, Any]]:
+    """One row per contract for the drill-down list: who, tier, totals and breaches in range."""
+    rows = []
+    for rep in reports:
+        terms = current_terms(records[rep["contract"]], now)
+        rows.append(
+            {
+                "contract": rep["contract"],
+                "customer": terms.customer_id,
+                "tier": terms.tier,
+                "timezone": rep["timezone"],
+                **{m: rep["metrics"][m]["total"] for m in METRICS if m in rep["metrics"]},
+                "breaches": sum(q["breaches"] for q in rep["breaches_per_quarter"]),
+            }
+        )
+    return sorted(rows, key=lambda r: r["contract"])
