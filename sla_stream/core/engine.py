@@ -62,6 +62,7 @@ from typing import Literal, NamedTuple
 from sla_stream.core import clock as clk
 from sla_stream.core.clock import utc
 from sla_stream.core.fold import Fold
+from sla_stream.core.incident import _TEMPLATE as _NEW
 from sla_stream.core.incident import TYPE_ORDER, IncidentState, Recorded
 from sla_stream.core.ledger import Ident, reconcile
 from sla_stream.core.models import METRICS, Alert, IncidentEvent, Outcome
@@ -103,10 +104,6 @@ CANCEL_RETRACTS = ("met", "breach")
 Ignored = Literal["duplicate", "after_final", "unknown_contract_version", "parked", "nothing_due"]
 
 
-# A template for new incidents: copying it skips the deep copy of defaults a model makes.
-_EMPTY = IncidentState(incident_id="-")
-
-
 class Step(NamedTuple):
     state: IncidentState
     alerts: tuple[Alert, ...]
@@ -123,7 +120,7 @@ def apply(
 ) -> Step:
     """Apply one event: dues strictly before its instant fire first, then the event itself."""
     if state is None:
-        state = _EMPTY.model_copy(update={"incident_id": event.incident_id})
+        state = _NEW.model_copy(update={"incident_id": event.incident_id})
     elif state.incident_id != event.incident_id:
         raise ValueError(f"event for {event.incident_id!r} applied to {state.incident_id!r}")
     rec = _record(event)

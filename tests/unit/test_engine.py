@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from sla_stream.core import alert_ids, engine
 from sla_stream.core.engine import TRANSITIONS, Action, IncidentState
 from tests.unit.engine_cases import (
@@ -214,3 +216,26 @@ def test_instants_come_out_in_utc_whatever_offset_came_in() -> None:
     run = Run().feed([shifted], "Mon 09:30")
     assert run.alerts[0].emitted_at.utcoffset() == timedelta(0)
     assert run.alerts[0].to_json().count(b'Z"') >= 2
+
+
+def test_state_bytes_carry_every_field() -> None:
+    """A state with every field away from its default comes back equal from its bytes."""
+    run = Run()
+    for ev in events(
+        ("Mon 09:00", "opened", {"severity": "P1", "team": "net", "category": "x"}),
+        ("Mon 10:30", "responded"),
+        ("Mon 12:00", "resolved", {"status": "resolved"}),
+        ("Mon 14:00", "reopened", {"status": "pending_customer"}),
+        ("Mon 15:00", "severity_changed", {"severity": "P2"}),
+    ):
+        run.run_dues(before=ev.occurred_at)
+        run.apply(ev)
+    parked = run.apply(event(9, "Mon 16:00", "status_changed", status="in_progress"), None)
+    state = parked.state.model_copy(update={"final": "closed", "next_due_at": at("Mon 17:00")})
+    fields = state.model_dump(exclude_defaults=True)
+    assert set(fields) >= {"parked", "pending_since", "final", "ledger", "clocks", "events"}
+    assert state.ledger.revisions and state.ledger.outcomes
+    assert any(c.breached_at or c.stopped_at for c in state.clocks)
+    assert IncidentState.from_bytes(state.to_bytes()) == state
+    with pytest.raises(ValueError, match="format"):
+        IncidentState.from_bytes(b'{"incident_id": "x"}')
