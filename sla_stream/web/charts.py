@@ -8,6 +8,7 @@ each point with its `met/settled` when there are few enough points to read them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,6 +18,7 @@ from pygal.style import Style
 from sla_stream.web.commitments import METRIC_WORDS
 
 MAX_LABELLED_POINTS = 24
+_SCRIPT = re.compile(r"<script\b.*?</script>", re.DOTALL)
 PALETTE = (
     "#1f6feb",  # blue
     "#d9480f",  # orange
@@ -66,7 +68,9 @@ def _render(chart: Any) -> str:
     # pygal misplaces a bottom legend (below the picture) when it has fewer entries than
     # columns, so use as many columns as entries, at most three.
     chart.legend_at_bottom_columns = max(1, min(3, len(chart.raw_series)))
-    return chart.render(is_unicode=True)
+    # pygal still inlines the configuration its tooltip script would read; without the script
+    # it is dead weight, and the page is meant to carry no script at all.
+    return _SCRIPT.sub("", chart.render(is_unicode=True))
 
 
 def _x_labels(chart: Any, labels: list[str]) -> None:

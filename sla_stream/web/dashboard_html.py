@@ -66,6 +66,10 @@ def _e(value: Any) -> str:
     return escape("" if value is None else str(value))
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 def rate_text(rate: Mapping[str, Any]) -> str:
     """'50.0 % (1/2)'; 'n/a (0/0)' when nothing settled."""
     n, d = rate["numerator"], rate["denominator"]
@@ -128,7 +132,7 @@ def kpis(model: Mapping[str, Any]) -> str:
     cards.append(
         f'<div class="kpi" data-kpi="open"><div class="label">open incidents</div>'
         f'<div class="value">{open_["count"]}</div><div class="sub">'
-        f"{open_['breached_clocks']} clocks breached, still running</div></div>"
+        f"{_plural(open_['breached_clocks'], 'clock')} breached, still running</div></div>"
     )
     return f'<div class="kpis">{"".join(cards)}</div>'
 
