@@ -18,7 +18,7 @@ from pygal.style import Style
 from sla_stream.web.commitments import METRIC_WORDS
 
 MAX_LABELLED_POINTS = 24
-_SCRIPT = re.compile(r"<script\b.*?</script>", re.DOTALL)
+_SCRIPT = re.compile(r"<script\b.*?</script>|<!--.*?-->", re.DOTALL)
 PALETTE = (
     "#1f6feb",  # blue
     "#d9480f",  # orange
@@ -69,7 +69,8 @@ def _render(chart: Any) -> str:
     # columns, so use as many columns as entries, at most three.
     chart.legend_at_bottom_columns = max(1, min(3, len(chart.raw_series)))
     # pygal still inlines the configuration its tooltip script would read; without the script
-    # it is dead weight, and the page is meant to carry no script at all.
+    # it is dead weight, and the page is meant to carry no script at all. Its comments (a
+    # generation date, project links) go too.
     return _SCRIPT.sub("", chart.render(is_unicode=True))
 
 
