@@ -99,7 +99,7 @@ class Cluster:
     async def _local(
         self, partitions: set[int], flt: IncidentFilter, now: datetime
     ) -> tuple[set[int], list[dict[str, Any]]]:
-        views, served = self.local.views(partitions)
+        views, served = await self.local.views(partitions)
         return served, [v.to_json(now) for v in views if flt.keeps(v, now)]
 
     async def _remote(

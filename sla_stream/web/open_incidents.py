@@ -12,6 +12,7 @@ seconds of the allowance still unspent (what the contract counts; a paused clock
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,6 +26,7 @@ from sla_stream.core.terms import ContractRecord, ContractTerms
 from sla_stream.stream.state import IncidentRecord
 
 LIFECYCLES = ("open", "resolved", "closed", "cancelled")
+YIELD_EVERY = 200
 
 
 @dataclass(frozen=True)
@@ -240,14 +242,25 @@ class LocalIncidents:
         """Partitions whose records this worker serves: those its due index was built for."""
         return set(self.store.partitions)
 
-    def views(self, partitions: set[int]) -> tuple[list[IncidentView], set[int]]:
-        """Views on `partitions` this worker has ready, and which of them those were."""
+    async def views(self, partitions: set[int]) -> tuple[list[IncidentView], set[int]]:
+        """Views on `partitions` this worker has ready, and which of them those were.
+
+        Parsing a record costs ~0.1 ms (20,000 records: 1.5-2.6 s the first time, 0.05 s
+        when unchanged), so the scan yields to the event loop every `YIELD_EVERY` parses: the
+        worker's agents keep running while a page is built.
+        """
         served = partitions & self.ready_partitions()
         fresh: dict[int, dict[str, tuple[int, Any, IncidentView | None]]] = {p: {} for p in served}
+        parsed = 0
         for partition, incident_id, raw in self.store.items_by_partition():
             if partition not in served:
                 continue
-            fresh[partition][incident_id] = self._view(partition, incident_id, raw)
+            entry = self._view(partition, incident_id, raw)
+            fresh[partition][incident_id] = entry
+            if entry is not self._cache.get(partition, {}).get(incident_id):
+                parsed += 1
+                if parsed % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
         for p in list(self._cache):
             if p not in self.store.partitions:
                 del self._cache[p]
