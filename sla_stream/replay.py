@@ -92,6 +92,7 @@ class Replayer:
         self.now: datetime | None = None
         self.summary = Summary()
         self._live: dict[str, tuple[str, bool]] = {}  # outcome_id -> (metric, met)
+        self._scheduled: dict[str, datetime] = {}  # incident -> its live heap entry's instant
 
     def event(self, event: IncidentEvent) -> None:
         t = utc(event.occurred_at)
@@ -148,9 +149,12 @@ class Replayer:
         heap = self.heap
         while heap and (heap[0][0] < bound or (inclusive and heap[0][0] == bound)):
             due, _, incident_id = heapq.heappop(heap)
+            if self._scheduled.get(incident_id) != due:
+                continue  # stale: the incident was rescheduled since
+            del self._scheduled[incident_id]
             state = self.states[incident_id]
             if state.next_due_at != due:
-                continue  # stale: the incident was rescheduled since
+                continue  # nothing due any more (stopped, or due later)
             contract = self.contracts.get(state.contract_id) if state.contract_id else None
             self._take(incident_id, engine.advance(state, due, contract))
 
@@ -167,9 +171,11 @@ class Replayer:
             else:
                 self._live[outcome.outcome_id] = (outcome.metric, outcome.met)
             self.on_outcome(outcome)
-        if step.next_due_at is not None:
+        due = step.next_due_at
+        if due is not None and self._scheduled.get(incident_id) != due:
+            self._scheduled[incident_id] = due  # one live heap entry per incident
             self.seq += 1
-            heapq.heappush(self.heap, (step.next_due_at, self.seq, incident_id))
+            heapq.heappush(self.heap, (due, self.seq, incident_id))
 
 
 @contextlib.contextmanager
