@@ -240,7 +240,10 @@ def _lognormal(rng: random.Random, median_s: float, sigma: float) -> float:
 def _instant(value: str | None) -> datetime | None:
     if value is None:
         return None
-    at = datetime.fromisoformat(value)
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO 8601 instant") from None
     if at.tzinfo is None:
         raise click.BadParameter(f"{value!r} needs an offset, like 2026-01-05T08:00:00Z")
     return at
