@@ -109,7 +109,7 @@ def iter_timed_events(
     seq = 0
     opened_at = start
     for index in range(incidents):
-        opened_at += timedelta(seconds=rng.expovariate(rate / 3600.0))
+        opened_at += timedelta(seconds=round(rng.expovariate(rate / 3600.0)))  # to the second
         while pending and pending[0][0] <= opened_at:
             arrival, _, event = heapq.heappop(pending)
             yield arrival, event
@@ -213,7 +213,7 @@ def _emit(
     out = []
     life.sort(key=lambda step: step[0])
     for number, (offset_s, kind, fields) in enumerate(life, start=1):
-        at = t0 + timedelta(seconds=round(offset_s, 3))
+        at = t0 + timedelta(seconds=max(1, round(offset_s)) if offset_s else 0)
         event = IncidentEvent(
             event_id=f"{incident_id}-{number}",
             incident_id=incident_id,
