@@ -44,6 +44,7 @@ STYLE_ARGS: dict[str, Any] = dict(
     title_font_size=14,
 )
 DASHED = {"width": 2, "dasharray": "6, 4"}
+TARGET_COLOUR = "#111111"
 
 
 def _config(colors: tuple[str, ...] = PALETTE, **extra: Any) -> dict[str, Any]:
@@ -84,15 +85,16 @@ def _x_labels(chart: Any, labels: list[str]) -> None:
 
 
 def adherence_chart(data: Mapping[str, Any], target: float) -> str:
-    """Portfolio adherence per period for each metric, in %, with the target as a dashed line."""
+    """Portfolio adherence per period for each metric, in %, and the target as a black line."""
     labels = data["periods"]
     labelled = len(labels) <= MAX_LABELLED_POINTS
     chart = pygal.Line(
         **_config(
+            (*PALETTE[:2], TARGET_COLOUR),
             range=(0, 100),
             print_labels=labelled,
             value_formatter=lambda v: f"{v:.0f} %",
-            dots_size=4,
+            dots_size=4 if labelled else 2,
         )
     )
     _x_labels(chart, labels)
@@ -112,7 +114,7 @@ def adherence_chart(data: Mapping[str, Any], target: float) -> str:
         [100 * target] * len(labels),
         show_dots=False,
         print_labels=False,
-        stroke_style=DASHED,
+        stroke_style={"width": 2.5},  # solid: the guide lines are dashed
     )
     return _render(chart)
 
@@ -154,7 +156,7 @@ def trend_chart(per_category: Mapping[str, list[dict[str, Any]]], periods: list[
         **_config(
             colors or PALETTE,
             value_formatter=lambda v: f"{v:.3g} {unit}",
-            dots_size=3,
+            dots_size=3 if len(periods) <= MAX_LABELLED_POINTS else 1.5,
             range=(0, headroom or 1),
         )
     )

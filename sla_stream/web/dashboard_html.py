@@ -59,6 +59,7 @@ tr.soon td.left { color:var(--warn); font-weight:600; }
 details > summary { cursor:pointer; color:var(--muted); margin:4px 0; }
 a { color:#1864ab; }
 .muted { color:var(--muted); }
+.scroll { max-height:260px; overflow:auto; }
 """
 
 
@@ -148,15 +149,18 @@ def adherence_card(model: Mapping[str, Any]) -> str:
         for i, label in enumerate(port["periods"])
     )
     heads = "".join(f'<th class="num">{METRIC_WORDS[m]}</th>' for m in METRICS)
-    open_attr = " open" if len(port["periods"]) <= charts.MAX_LABELLED_POINTS else ""
     return (
         '<section class="card" id="adherence"><h2>Adherence over time</h2>'
         '<p class="note">met ÷ settled per period (a met clock counts at its stop, a breached '
-        "one at its breach); dashed: target</p>"
+        "one at its breach); black line: target</p>"
         + charts.adherence_chart(port, model["target"])
-        + f"<details{open_attr}><summary>figures</summary><table><tr><th>period</th>{heads}</tr>"
+        # Always open: when the chart has too many points to label, this is where each rate
+        # stands next to its numerator and denominator.
+        + '<details open><summary>figures</summary><div class="scroll"><table><tr><th>period</th>'
+        + heads
+        + "</tr>"
         + rows
-        + "</table></details></section>"
+        + "</table></div></details></section>"
     )
 
 
