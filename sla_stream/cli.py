@@ -11,6 +11,7 @@ from sla_stream.analytics.report import report_command
 from sla_stream.contracts_cli import contracts
 from sla_stream.generate import generate_command
 from sla_stream.importers.cli import import_group
+from sla_stream.notify.cli import notify
 from sla_stream.replay import replay_command
 from sla_stream.web.token_cli import token_group
 
@@ -72,6 +73,7 @@ main.add_command(contracts)
 main.add_command(import_group)
 main.add_command(report_command)
 main.add_command(token_group)
+main.add_command(notify)
 
 if __name__ == "__main__":
     main()

@@ -1,0 +1,1 @@
+"""Notifier bridges: deliver `sla.alerts` to the tools that page people (Alertmanager first)."""
