@@ -3,6 +3,7 @@ validate, engine, write), the engine alone on pre-parsed events, and the real Se
 
 from __future__ import annotations
 
+import os
 import statistics
 import subprocess
 import sys
@@ -101,6 +102,7 @@ def _servicenow(tmp: Path) -> str:
 
 def run() -> str:
     contracts = load_contracts(CONTRACTS)
+    load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         path = tmp / "events.jsonl"
@@ -122,7 +124,8 @@ def run() -> str:
         f"{summary.incidents:,} incidents; {sum(summary.alerts.values()):,} alerts ({kinds}); "
         f"{summary.outcome_records:,} outcome records ({summary.withdrawals:,} withdrawals); "
         f"adherence {rates}. One run each; events/s by wall clock and by this process's CPU "
-        f"time (the CPU figure is what the code costs when other work shares the machine).\n\n"
+        f"time (the CPU figure is what the code costs when other work shares the machine; the "
+        f"load average was {load:.1f} on {os.cpu_count()} cores when this section started).\n\n"
         f"| step | wall s | events/s (wall) | events/s (CPU) |\n|---|---:|---:|---:|\n"
         + gen_took.row("generate (to a file)", count)
         + replay_took.row("`sla-stream replay` path: parse + validate + engine + write", count)
