@@ -122,15 +122,7 @@ class Dashboard:
 
 
 def _json(view: Any, value: Any, status: int = 200) -> Any:
-    return view.bytes(
-        orjson.dumps(value, default=_default), content_type="application/json", status=status
-    )
-
-
-def _default(value: Any) -> Any:
-    if isinstance(value, Filters):
-        return value.params()
-    raise TypeError(type(value).__name__)
+    return view.bytes(orjson.dumps(value), content_type="application/json", status=status)
 
 
 def series_answer(rollups: Rollups, sla_app: SlaApp, params: Mapping[str, str]) -> tuple[int, Any]:
@@ -174,7 +166,9 @@ def register_dashboard(sla_app: SlaApp, rollups: Rollups, cluster: Cluster, back
     @app.page(DATA_PATH)
     async def data_view(view: Any, request: Any) -> Any:
         try:
-            return _json(view, await dashboard.model(request.query))
+            model = await dashboard.model(request.query)
+            model["filters"] = model["filters"].params()  # as query parameters, not a dataclass
+            return _json(view, model)
         except BadFilter as exc:
             return _json(view, {"error": str(exc)}, 400)
 
