@@ -61,7 +61,8 @@ class IncidentSteps:
             return
         record = self.store.load(event.incident_id)
         previous = record.state if record else None
-        contract_id = event.contract_id or (previous.contract_id if previous else None)
+        # The incident's own contract wins: the engine parks a record of another contract.
+        contract_id = (previous.contract_id if previous else None) or event.contract_id
         contract = self.contracts(contract_id) if contract_id else None
         step = engine.apply(previous, event, contract)
         if step.ignored in DEAD_LETTER_REASONS:
@@ -114,8 +115,8 @@ class IncidentSteps:
     ) -> None:
         """Persist (one write) then publish; skip the write when nothing changed."""
         if not step.alerts and not step.outcomes:
-            # Only the horizon moved, or a repeat: not worth a write.
-            if step.ignored is not None and record is not None:
+            # A repeat, or only the horizon moved: not worth a write.
+            if step.ignored is not None:
                 return
             if record is not None and step.state == record.state:
                 return
