@@ -76,6 +76,8 @@ def alertmanager(
     web_port: int,
 ) -> None:
     """Post alerts to Alertmanager's v2 API; met, retracted and stopped resolve what they clear."""
+    from aiokafka.errors import KafkaError
+
     from sla_stream.notify.bridge import BridgeConfig, run_bridge
     from sla_stream.stream.worker import default_bootstrap
 
@@ -96,4 +98,9 @@ def alertmanager(
     click.echo(
         f"notify alertmanager: {config.topic} on {config.bootstrap} -> {' '.join(config.urls)}"
     )
-    asyncio.run(run_bridge(config))
+    try:
+        asyncio.run(run_bridge(config))
+    except KafkaError as exc:  # at start: no broker to consume from; the supervisor restarts us
+        raise click.ClickException(
+            f"cannot consume {config.topic} on {config.bootstrap}: {exc}"
+        ) from None
