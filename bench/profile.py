@@ -1,0 +1,138 @@
+"""Sample a running process with py-spy and summarise where its main thread spent the time.
+
+Not a section. py-spy runs `--nonblocking` (it never pauses the target) at 100 Hz with idle
+samples kept, so the summary shows waiting as well as work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+RATE_HZ = 100
+FRAME = re.compile(r"^(?P<func>.+?) \((?P<file>[^():]+)(?::\d+)?\)$")
+IDLE = re.compile(r"^\w*Selector\.select \(selectors\.py")  # the loop waiting for I/O
+
+# (label, function, file suffix, indent): inclusive share of the step's named parts.
+WORKER_ROWS = [
+    ("incident step `IncidentSteps.on_event`", "on_event", "stream/incidents.py", 0),
+    ("decode and validate the event", "decode_event", "stream/codecs.py", 1),
+    ("read the record (`IncidentStore.load`)", "load", "stream/state.py", 1),
+    ("parse the record (`IncidentRecord.from_bytes`)", "from_bytes", "stream/state.py", 2),
+    ("engine `apply`", "apply", "core/engine.py", 1),
+    ("write the record (`IncidentStore.save`)", "save", "stream/state.py", 1),
+    ("serialise the record (`IncidentRecord.to_bytes`)", "to_bytes", "stream/state.py", 2),
+    ("Faust table set (RocksDB put, changelog send)", "__setitem__", "faust/stores/base.py", 2),
+    ("publish alerts and outcomes (`Publisher.effects`)", "effects", "stream/publish.py", 1),
+    ("tick step `IncidentSteps.on_tick`", "on_tick", "stream/incidents.py", 0),
+]
+
+
+def py_spy() -> str | None:
+    here = Path(sys.executable).with_name("py-spy")
+    return str(here) if here.exists() else shutil.which("py-spy")
+
+
+class Profiler:
+    """py-spy attached to one pid from `attach` to `stop`; `summary` renders markdown."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.error = ""
+
+    def attach(self, pid: int) -> None:
+        exe = py_spy()
+        if exe is None:
+            self.error = "py-spy is not installed (it is in the dev extras)"
+            return
+        args = [exe, "record", "--pid", str(pid), "--rate", str(RATE_HZ), "--nonblocking"]
+        args += ["--idle", "--threads", "--format", "raw", "--output", str(self.out)]
+        self.proc = subprocess.Popen(
+            args,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGINT)  # py-spy writes its output on Ctrl-C
+        try:
+            out, _ = self.proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, _ = self.proc.communicate()
+        if not self.out.exists():
+            self.error = out.decode(errors="replace")[-500:]
+
+    def stacks(self) -> Counter[tuple[str, ...]]:
+        """Main-thread stacks (outermost first) and their sample counts."""
+        stacks: Counter[tuple[str, ...]] = Counter()
+        with contextlib.suppress(FileNotFoundError):
+            for line in self.out.read_text().splitlines():
+                frames, _, count = line.rpartition(" ")
+                parts = frames.split(";")
+                if not parts or "MainThread" not in parts[0]:
+                    continue
+                stacks[tuple(parts[1:])] += int(count)
+        return stacks
+
+    def summary(self, what: str, rows: list[tuple[str, str, str, int]] = WORKER_ROWS) -> str:
+        stacks = self.stacks()
+        total = sum(stacks.values())
+        if not total:
+            return f"Profile of {what}: none recorded. {self.error}".strip()
+        idle = sum(n for s, n in stacks.items() if s and IDLE.match(s[-1]))
+        lines = [
+            f"**Profile** of {what}: py-spy, {RATE_HZ} Hz, non-blocking, main thread, "
+            f"{total:,} samples; waiting in the event loop's `select` {idle / total:.0%}.",
+            "",
+            "| part (inclusive) | share of samples |",
+            "|---|---:|",
+        ]
+        named = [(label, func, suffix, indent) for label, func, suffix, indent in rows]
+        for label, func, suffix, indent in named:
+            n = sum(c for s, c in stacks.items() if any(_is(f, func, suffix) for f in s))
+            lines.append(f"| {'&nbsp;&nbsp;' * 2 * indent}{label} | {n / total:.1%} |")
+        tops = [(func, suffix) for _, func, suffix, indent in named if indent == 0]
+        outside = sum(
+            c
+            for s, c in stacks.items()
+            if not (s and IDLE.match(s[-1]))
+            and not any(_is(f, func, suffix) for f in s for func, suffix in tops)
+        )
+        lines.append(
+            f"| Faust, aiokafka and asyncio outside the steps (busy) | {outside / total:.1%} |"
+        )
+        lines += ["", "Busiest leaf functions (self time, busy samples only):", ""]
+        lines += ["| function | file | share |", "|---|---|---:|"]
+        leaves: Counter[tuple[str, str]] = Counter()
+        for s, c in stacks.items():
+            if s and not IDLE.match(s[-1]):
+                m = FRAME.match(s[-1])
+                leaves[(m["func"], m["file"]) if m else (s[-1], "")] += c
+        for (func, file), c in leaves.most_common(12):
+            lines.append(f"| `{func}` | {_short(file)} | {c / total:.1%} |")
+        return "\n".join(lines)
+
+
+def _is(frame: str, func: str, suffix: str) -> bool:
+    m = FRAME.match(frame)
+    if m is None:
+        return False
+    name = m["func"].rsplit(".", 1)[-1]
+    return name == func and m["file"].endswith(suffix)
+
+
+def _short(file: str) -> str:
+    for marker in ("site-packages/", "lib/python3.11/"):
+        if marker in file:
+            return file.split(marker, 1)[1]
+    return file
