@@ -19,6 +19,7 @@ from typing import Any
 
 import click
 
+from sla_stream.cli_types import aware_instant
 from sla_stream.core.models import IncidentEvent
 from sla_stream.core.terms import ContractRecord
 
@@ -237,18 +238,6 @@ def _lognormal(rng: random.Random, median_s: float, sigma: float) -> float:
     return rng.lognormvariate(0.0, sigma) * median_s
 
 
-def _instant(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        at = datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not an ISO 8601 instant") from None
-    if at.tzinfo is None:
-        raise click.BadParameter(f"{value!r} needs an offset, like 2026-01-05T08:00:00Z")
-    return at
-
-
 @click.command("generate")
 @click.option("--incidents", type=click.IntRange(min=0), required=True)
 @click.option("--seed", type=int, default=1, show_default=True)
@@ -279,7 +268,7 @@ def generate_command(
     except InvalidContract as exc:
         raise click.ClickException(str(exc)) from None
     out = click.get_binary_stream("stdout")
-    begin = _instant(start) or DEFAULT_START
+    begin = aware_instant(start) or DEFAULT_START
     for event in iter_events(incidents, seed, begin, rate, contracts, demo):
         out.write(event.to_json() + b"\n")
     out.flush()

@@ -23,6 +23,7 @@ from typing import IO
 import click
 from pydantic import ValidationError
 
+from sla_stream.cli_types import aware_instant
 from sla_stream.core import engine
 from sla_stream.core.clock import utc
 from sla_stream.core.engine import IncidentState, Step
@@ -276,18 +277,6 @@ def _reason(exc: ValidationError) -> str:
     return f"{where}: {first.get('msg', 'invalid')}{more}"
 
 
-def _instant(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        at = datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not an ISO 8601 instant") from None
-    if at.tzinfo is None:
-        raise click.BadParameter(f"{value!r} needs an offset, like 2026-03-31T23:59:59Z")
-    return at
-
-
 @click.command("replay")
 @click.option(
     "--contracts",
@@ -322,7 +311,7 @@ def replay_command(
         contracts = load_contracts(contracts_path)
     except InvalidContract as exc:
         raise click.ClickException(str(exc)) from None
-    end = _instant(until)
+    end = aware_instant(until, "2026-03-31T23:59:59Z")
     if str(events_path) == "-":
         summary = replay_stream(contracts, click.get_binary_stream("stdin"), None, out_dir, end)
     else:

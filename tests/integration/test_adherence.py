@@ -28,16 +28,13 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from sla_stream.broker import EmbeddedBroker
 from sla_stream.core.contracts import load_contracts
 from tests.integration.harness import System, TopicReader, WorkerProcess
 
@@ -176,15 +173,6 @@ def cli(*args: str) -> str:
     )
     assert done.returncode == 0, done.stderr.decode()
     return done.stdout.decode()
-
-
-@pytest.fixture
-def system(broker: EmbeddedBroker, tmp_path: Path) -> Iterator[System]:
-    s = System(broker.bootstrap, tmp_path)
-    try:
-        yield s
-    finally:
-        s.stop_all()
 
 
 async def start(system: System, tmp_path: Path, names: tuple[str, ...]) -> list[WorkerProcess]:

@@ -6,25 +6,13 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
-import pytest
 
-from sla_stream.broker import EmbeddedBroker
 from tests.integration.harness import System
 from tests.integration.test_worker import fast_contract, opened
-
-
-@pytest.fixture
-def system(broker: EmbeddedBroker, tmp_path: Path) -> Iterator[System]:
-    s = System(broker.bootstrap, tmp_path)
-    try:
-        yield s
-    finally:
-        s.stop_all()
 
 
 def cli_env(system: System) -> dict[str, str]:

@@ -12,7 +12,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,6 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from sla_stream.broker import EmbeddedBroker
 from sla_stream.core.contracts import parse_contracts
 from tests.integration import dashboard_scenario as sc
 from tests.integration.harness import System, WorkerProcess
@@ -41,12 +40,8 @@ OPEN_INCIDENTS = 3 + sc.PARTITIONS  # OVERDUE, SOON, LATER and one WAITING per p
 
 
 @pytest.fixture
-def system(broker: EmbeddedBroker, tmp_path: Path) -> Iterator[System]:
-    s = System(broker.bootstrap, tmp_path, partitions=sc.PARTITIONS)
-    try:
-        yield s
-    finally:
-        s.stop_all()
+def system(make_system: Callable[..., System]) -> System:
+    return make_system(partitions=sc.PARTITIONS)
 
 
 async def start(system: System, names: tuple[str, ...]) -> list[WorkerProcess]:

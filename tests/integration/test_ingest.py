@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -50,12 +50,8 @@ async def post(
 
 
 @pytest.fixture
-def system(broker: EmbeddedBroker, tmp_path: Path) -> Iterator[System]:
-    s = System(broker.bootstrap, tmp_path, extra_env=ingest_env())
-    try:
-        yield s
-    finally:
-        s.stop_all()
+def system(make_system: Callable[..., System]) -> System:
+    return make_system(extra_env=ingest_env())
 
 
 @pytest.fixture

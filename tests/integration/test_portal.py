@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import orjson
 import pytest
 
-from sla_stream.broker import EmbeddedBroker
 from sla_stream.web.auth import hash_token
 from tests.integration import dashboard_scenario as sc
 from tests.integration.harness import System, WorkerProcess
@@ -30,19 +28,13 @@ GLOBEX_INCIDENTS = {"G1", "G2", "LATER", *sc.waiting_ids()}
 
 
 @pytest.fixture
-def system(broker: EmbeddedBroker, tmp_path: Path) -> Iterator[System]:
+def system(make_system: Callable[..., System]) -> System:
     hashes = ",".join(f"{hash_token(token)}:{customer}" for customer, token in TOKENS.items())
-    s = System(
-        broker.bootstrap,
-        tmp_path,
+    return make_system(
         partitions=sc.PARTITIONS,
         # Everything the scenario settled counts as recent, whatever day the test runs on.
         extra_env={"SLA_PORTAL_TOKEN_HASHES": hashes, "SLA_PORTAL_RECENT_DAYS": "100000"},
     )
-    try:
-        yield s
-    finally:
-        s.stop_all()
 
 
 def call(

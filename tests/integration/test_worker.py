@@ -5,14 +5,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from sla_stream.broker import EmbeddedBroker
 from sla_stream.core.terms import ContractRecord, ContractTerms, Target
 from tests.integration.harness import System, TopicReader
 
@@ -63,15 +61,6 @@ def event(n: str, incident: str, type_: str, at: datetime, **extra: Any) -> dict
 
 def opened(incident: str, at: datetime, contract: str = "fast", severity: str = "P1") -> dict:
     return event("open", incident, "opened", at, contract_id=contract, severity=severity)
-
-
-@pytest.fixture
-def system(broker: EmbeddedBroker, tmp_path: Path) -> Iterator[System]:
-    s = System(broker.bootstrap, tmp_path)
-    try:
-        yield s
-    finally:
-        s.stop_all()
 
 
 @pytest.fixture
