@@ -120,7 +120,7 @@ def create_app(settings: Settings, bootstrap: str) -> SlaApp:
         assigned = my_partitions()
         if assigned != store.partitions:
             resend = store.rebuild(assigned, time.time(), settings.outbox_window_s)
-            steps.open_clocks.recount_records(store.items_by_partition())
+            steps.open_clocks.recount_counts(store.open_slots)  # counted in the same pass
             sent = await steps.publisher.resend(resend)
             log.info(
                 "due index rebuilt for partitions %s; re-sent %d effects", sorted(assigned), sent

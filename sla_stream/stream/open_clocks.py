@@ -13,9 +13,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from sla_stream.core.engine import IncidentState
-from sla_stream.stream.state import IncidentRecord
+from sla_stream.stream.state import OPEN_PHASES, IncidentRecord
 
-OPEN_PHASES = frozenset({"running", "paused"})
 Slot = tuple[str, str]  # (metric, severity)
 
 
@@ -49,6 +48,13 @@ class OpenClocks:
         self.by_partition = {}
         for partition, state in states:
             self.by_partition.setdefault(partition, Counter()).update(open_slots(state))
+        for slot in before.keys() | self.total().keys():
+            self._show(slot)
+
+    def recount_counts(self, by_partition: dict[int, Counter[Slot]]) -> None:
+        """`recount` from counts already made (`IncidentStore.rebuild` makes them in its pass)."""
+        before = self.total()
+        self.by_partition = {p: Counter(c) for p, c in by_partition.items()}
         for slot in before.keys() | self.total().keys():
             self._show(slot)
 
