@@ -123,20 +123,7 @@ async def test_prometheus_scrapes_a_live_worker_and_counts_its_alerts(
             prom, "sum by (type) (sla_events_total)", {("opened",): 3, ("responded",): 2}, ("type",)
         )
         assert len(alerts.values) == 7  # what the worker published is what Prometheus counted
-        # Every Grafana panel's query is valid PromQL on this Prometheus; the worker's panels
-        # have data after the stream.
-        dashboard = orjson.loads(
-            (DEPLOY / "grafana" / "dashboards" / "sla-stream-sre.json").read_bytes()
-        )
-        with_data = {"Event rate by type", "Event processing time", "Open clocks"}
-        with_data |= {"Alerts published by kind", "Workers up"}
-        for panel in (p for p in dashboard["panels"] if p["type"] != "row"):
-            for target in panel["targets"]:
-                expr = target["expr"].replace("$__rate_interval", "1m")
-                deadline = time.monotonic() + 15  # a rate needs two scrapes of the new series
-                while not query(prom, expr) and panel["title"] in with_data:
-                    assert time.monotonic() < deadline, (panel["title"], expr)
-                    await asyncio.sleep(0.5)
+        await dashboard_queries_run(prom)
         rules = prom.get_json("/api/v1/rules")["data"]["groups"]
         assert {g["name"] for g in rules} == {"sla-stream", "sla-notify"}
         health = {r["name"]: r["health"] for g in rules for r in g["rules"]}
@@ -144,3 +131,17 @@ async def test_prometheus_scrapes_a_live_worker_and_counts_its_alerts(
     finally:
         await alerts.stop()
         prom.stop()
+
+
+async def dashboard_queries_run(prom: Program) -> None:
+    """Every Grafana panel's query is valid PromQL here; the worker's panels have data."""
+    path = DEPLOY / "grafana" / "dashboards" / "sla-stream-sre.json"
+    with_data = {"Event rate by type", "Event processing time", "Open clocks"}
+    with_data |= {"Alerts published by kind", "Workers up"}
+    for panel in (p for p in orjson.loads(path.read_bytes())["panels"] if p["type"] != "row"):
+        for target in panel["targets"]:
+            expr = target["expr"].replace("$__rate_interval", "1m")
+            deadline = time.monotonic() + 15  # a rate needs two scrapes of the new series
+            while not query(prom, expr) and panel["title"] in with_data:
+                assert time.monotonic() < deadline, (panel["title"], expr)
+                await asyncio.sleep(0.5)
