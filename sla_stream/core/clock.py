@@ -185,17 +185,26 @@ def retarget(
     Fractions already sent are not sent again. If the new allowance is already spent, only the
     breach is announced, at `at` (even while paused). Otherwise, of the new fractions already
     passed and never sent, only the highest is announced, at `at`; the lower ones count as sent.
+    A highest fraction reached exactly (elapsed equal to it) is not announced here but left due
+    at `at` (or when a paused clock runs again), so events at `at` come first: a stop then is
+    met (elapsed <= allowance) and a warning due at the stop instant does not fire.
     """
     clock = accrue(clock, at, old_cal)
     clock = clock._replace(severity=new.severity, since=at if clock.phase == "running" else None)
     elapsed, allowance = clock.elapsed_s, new.allowance_s
     mark: Mark | None = None
+    reached = [
+        f for f in fractions(new) if round(f * allowance, 6) <= elapsed and f not in clock.sent
+    ]
+    if reached and round(reached[-1] * allowance, 6) == elapsed:
+        clock = clock._replace(sent=_with(clock.sent, reached[:-1]))
+        return schedule(clock, new, new_cal), None
     if elapsed >= allowance:
         sent = _with(clock.sent, fractions(new))
         clock = clock._replace(sent=sent, breached_at=at)
         mark = Mark("breach", clock.metric, new.severity, BREACH, at, elapsed, allowance, at)
         return schedule(clock, new, new_cal), mark
-    passed = [f for f in fractions(new) if f * allowance <= elapsed and f not in clock.sent]
+    passed = reached  # all below the allowance here, none exactly on its instant
     clock = schedule(clock._replace(sent=_with(clock.sent, passed)), new, new_cal)
     if passed:
         mark = Mark(

@@ -408,3 +408,159 @@ def test_first_response_pauses_only_when_its_target_says_so_on_a_severity_change
         ("warning", FR, 0.5, 1800.0, "Mon 10:30", "Mon 11:00"),
         ("met", FR, None, 2400.0, "Mon 10:40", "Mon 11:00"),
     ]
+
+
+# A severity change that lands the elapsed time exactly on a new threshold: that threshold is
+# due at the change instant, so the events at that instant come first (a stop then is met and
+# the warning does not fire), the lower thresholds count as sent, and a paused clock keeps it
+# due until it runs again. Only a threshold strictly passed fires at the change itself.
+EXACT: list[tuple[str, list[tuple[Any, ...]], str, list[tuple[Any, ...]], list[tuple[Any, ...]]]]
+EXACT = [
+    (
+        "retarget to an allowance exactly spent, stop at the same instant: met at the deadline",
+        # P4 response (8h office) shows 7200 s at 11:00; P2 allows 7200 s: deadline 11:00.
+        # The response at 11:00 is applied before the breach due then: met, elapsed 7200 <=
+        # 7200. The lower fractions count as sent: no warning. Resolution P4 -> P2 with 7200 s
+        # of 28800: nothing passed, 0.5 at 13:00 (after `until`).
+        [
+            ("Mon 09:00", "opened", {"severity": "P4"}),
+            ("Mon 11:00", "severity_changed", {"severity": "P2"}),
+            ("Mon 11:00", "responded"),
+        ],
+        "Mon 11:30",
+        [("met", FR, None, 7200.0, "Mon 11:00", "Mon 11:00")],
+        [(FR, True, 7200.0, "Mon 11:00", "Mon 11:00")],
+    ),
+    (
+        "retarget to an allowance exactly spent, nothing stops: only the breach, at the change",
+        [
+            ("Mon 09:00", "opened", {"severity": "P4"}),
+            ("Mon 11:00", "severity_changed", {"severity": "P2"}),
+        ],
+        "Mon 11:30",
+        [("breach", FR, 1.0, 7200.0, "Mon 11:00", "Mon 11:00")],
+        [(FR, False, 7200.0, "Mon 11:00", None)],
+    ),
+    (
+        "retarget while paused to an allowance exactly spent, resolved while paused: met",
+        # P4 resolution: Mon 09:00-17:00 = 28800 s on office, paused at 17:00. P2 allows 28800
+        # on 24x7: exactly spent, not exceeded. Resolved at 19:00 still paused: 28800 <= 28800,
+        # met, no deadline (paused).
+        [
+            ("Mon 09:00", "opened", {"severity": "P4"}),
+            ("Mon 09:10", "responded"),
+            ("Mon 17:00", "status_changed", {"status": "pending_customer"}),
+            ("Mon 18:00", "severity_changed", {"severity": "P2"}),
+            ("Mon 19:00", "resolved"),
+        ],
+        "Mon 20:00",
+        [
+            ("met", FR, None, 600.0, "Mon 09:10", "Mon 17:00"),
+            ("met", RES, None, 28800.0, "Mon 19:00", None),
+        ],
+        [
+            (FR, True, 600.0, "Mon 09:10", "Mon 09:10"),
+            (RES, True, 28800.0, "Mon 19:00", "Mon 19:00"),
+        ],
+    ),
+    (
+        "retarget while paused to an allowance exactly spent: the breach when it runs again",
+        # As above, resumed at 20:00 on 24x7: the deadline is 20:00 itself, the breach fires
+        # then (28800 s); resolved at 21:00: 32400 s, `stopped`.
+        [
+            ("Mon 09:00", "opened", {"severity": "P4"}),
+            ("Mon 09:10", "responded"),
+            ("Mon 17:00", "status_changed", {"status": "pending_customer"}),
+            ("Mon 18:00", "severity_changed", {"severity": "P2"}),
+            ("Mon 20:00", "status_changed", {"status": "in_progress"}),
+            ("Mon 21:00", "resolved"),
+        ],
+        "Mon 22:00",
+        [
+            ("met", FR, None, 600.0, "Mon 09:10", "Mon 17:00"),
+            ("breach", RES, 1.0, 28800.0, "Mon 20:00", "Mon 20:00"),
+            ("stopped", RES, None, 32400.0, "Mon 21:00", "Mon 20:00"),
+        ],
+        [
+            (FR, True, 600.0, "Mon 09:10", "Mon 09:10"),
+            (RES, False, 28800.0, "Mon 20:00", None),
+            ("withdrawn", RES, 28800.0),
+            (RES, False, 32400.0, "Mon 20:00", "Mon 21:00"),
+        ],
+    ),
+    (
+        "retarget exactly onto a warning, stop at the same instant: the warning does not fire",
+        # Response met at 09:10 (600 s; P4 8h office: deadline 17:00), keeps P4. At 12:00 P4 ->
+        # P1: resolution shows 10800 s (office 09:00-12:00) = 0.75 x 14400 exactly; 0.5 is
+        # strictly passed and counts as sent; 0.75 is due at 12:00, and the resolved at 12:00
+        # comes first: met with 10800 s, deadline 12:00 + 3600 s = 13:00, no warning.
+        [
+            ("Mon 09:00", "opened", {"severity": "P4"}),
+            ("Mon 09:10", "responded"),
+            ("Mon 12:00", "severity_changed", {"severity": "P1"}),
+            ("Mon 12:00", "resolved"),
+        ],
+        "Mon 13:00",
+        [
+            ("met", FR, None, 600.0, "Mon 09:10", "Mon 17:00"),
+            ("met", RES, None, 10800.0, "Mon 12:00", "Mon 13:00"),
+        ],
+        [
+            (FR, True, 600.0, "Mon 09:10", "Mon 09:10"),
+            (RES, True, 10800.0, "Mon 12:00", "Mon 12:00"),
+        ],
+    ),
+    (
+        "retarget exactly onto a warning, nothing stops: only that warning, at the change",
+        # As above without the resolved: the 0.75 fires at 12:00 with 10800 s; 0.5 never.
+        [
+            ("Mon 09:00", "opened", {"severity": "P4"}),
+            ("Mon 09:10", "responded"),
+            ("Mon 12:00", "severity_changed", {"severity": "P1"}),
+        ],
+        "Mon 12:30",
+        [
+            ("met", FR, None, 600.0, "Mon 09:10", "Mon 17:00"),
+            ("warning", RES, 0.75, 10800.0, "Mon 12:00", "Mon 13:00"),
+        ],
+        [(FR, True, 600.0, "Mon 09:10", "Mon 09:10")],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("rule", "rows", "until", "want_alerts", "want_outcomes"), EXACT, ids=[c[0] for c in EXACT]
+)
+def test_retarget_exactly_onto_a_threshold(
+    rule: str,
+    rows: list[tuple[Any, ...]],
+    until: str,
+    want_alerts: list[tuple[Any, ...]],
+    want_outcomes: list[tuple[Any, ...]],
+) -> None:
+    run = Run().feed(events(*rows), until)
+    assert alert_rows(run.alerts) == want_alerts
+    assert outcome_rows(run.outcomes) == want_outcomes
+
+
+def test_a_threshold_reached_exactly_counts_despite_float_noise() -> None:
+    """0.7 x 5400 is 3779.999...5 in floating point; 63 min of elapsed time reach it exactly.
+    P4 response (8h office) -> P2 (1.5h on 24x7, warning at 0.7) at 10:03 with 3780 s, and the
+    response at 10:03: the 0.7 warning was due at the stop instant and does not fire; met, with
+    the deadline 10:03 + 1620 s = 10:30."""
+    targets = (
+        target(FR, "P4", 8, "office", thresholds=(0.7,)),
+        target(FR, "P2", 1.5, "24x7", thresholds=(0.7,)),
+        target(RES, "P4", 40, "office"),
+        target(RES, "P2", 8, "24x7"),
+    )
+    run = Run(record(terms(targets)))
+    run.feed(
+        events(
+            ("Mon 09:00", "opened", {"severity": "P4"}),
+            ("Mon 10:03", "severity_changed", {"severity": "P2"}),
+            ("Mon 10:03", "responded"),
+        ),
+        "Mon 10:03",
+    )
+    assert alert_rows(run.alerts) == [("met", FR, None, 3780.0, "Mon 10:03", "Mon 10:30")]
