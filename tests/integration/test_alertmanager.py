@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,7 +21,7 @@ import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
-from sla_stream.broker import EmbeddedBroker, free_port
+from sla_stream.broker import free_port
 from sla_stream.core.terms import ContractRecord, ContractTerms, Target
 from tests.integration.harness import System, TopicReader
 from tests.integration.programs import DEPLOY, Program, alertmanager, program, run_tool
@@ -184,15 +184,6 @@ async def committed(system: System, group: str) -> dict[int, int | None]:
 
 def instant(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-@pytest.fixture
-def system(broker: EmbeddedBroker, tmp_path: Path) -> Iterator[System]:
-    s = System(broker.bootstrap, tmp_path)
-    try:
-        yield s
-    finally:
-        s.stop_all()
 
 
 FR = "first_response"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 import urllib.parse
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,6 @@ from typing import Any
 import orjson
 import pytest
 
-from sla_stream.broker import EmbeddedBroker
 from tests.integration.harness import System, TopicReader
 from tests.integration.programs import DEPLOY, Program, program, prometheus, run_tool
 from tests.integration.test_worker import event, fast_contract, opened
@@ -42,15 +40,6 @@ def test_promtool_refuses_a_broken_rule(tmp_path: Path) -> None:
 
     done = subprocess.run([program("promtool"), "check", "rules", str(bad)], capture_output=True)
     assert done.returncode != 0
-
-
-@pytest.fixture
-def system(broker: EmbeddedBroker, tmp_path: Path) -> Iterator[System]:
-    s = System(broker.bootstrap, tmp_path)
-    try:
-        yield s
-    finally:
-        s.stop_all()
 
 
 def query(prom: Program, promql: str) -> list[dict[str, Any]]:
