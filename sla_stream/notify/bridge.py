@@ -35,6 +35,8 @@ from sla_stream.notify.metrics import BridgeMetrics
 
 log = logging.getLogger(__name__)
 
+POST_CHUNK = 500  # alerts per request: a large firing set goes in several bounded posts
+
 
 @dataclass(frozen=True)
 class BridgeConfig:
@@ -63,8 +65,14 @@ class AlertmanagerClient:
         self.endpoints = [u.rstrip("/") + "/api/v2/alerts" for u in config.urls]
 
     async def post(self, entries: list[dict]) -> bool:
-        """Return once accepted; True when it failed first (Alertmanager was down: it may have
-        restarted empty, so the caller re-posts the firing set)."""
+        """Return once every chunk was accepted; True when a post failed first (Alertmanager was
+        down: it may have restarted empty, so the caller re-posts the firing set)."""
+        failed = False
+        for start in range(0, len(entries), POST_CHUNK):
+            failed |= await self._post_until_accepted(entries[start : start + POST_CHUNK])
+        return failed
+
+    async def _post_until_accepted(self, entries: list[dict]) -> bool:
         data = orjson.dumps(entries)
         delay, failed = self.config.backoff_initial_s, False
         while True:
