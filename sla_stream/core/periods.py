@@ -77,7 +77,14 @@ def next_period_start(start: datetime, tz: str | ZoneInfo, step: Step) -> dateti
     """First instant (UTC) of the period after the one that starts at `start`."""
     if step == "hour":
         # One real hour later, floored again: right even where an offset change is not 1 h.
-        return period_start(start + timedelta(hours=1), tz, "hour")
+        # Where a fall-back repeats only part of an hour (Lord Howe's 30 minutes), that local
+        # hour lasts longer than one real hour: step on until the floor moves.
+        probe = start + timedelta(hours=1)
+        following = period_start(probe, tz, "hour")
+        while following <= start:
+            probe += timedelta(minutes=15)
+            following = period_start(probe, tz, "hour")
+        return following
     local_day = start.astimezone(_zone(tz)).date()
     if step == "day":
         return start_of_local_date(local_day + timedelta(days=1), tz)

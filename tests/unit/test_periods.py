@@ -129,6 +129,16 @@ zones = st.sampled_from([BERLIN, "America/New_York", "Australia/Lord_Howe", "Asi
 steps = st.sampled_from(["hour", "day", "quarter"])
 
 
+def test_a_local_hour_with_half_of_it_repeated_lasts_ninety_minutes() -> None:
+    # Lord Howe fell back 30 minutes at 02:00 (+11:00) on 2002-03-31: local 01:30-02:00 ran
+    # twice, so the 01:00 hour ran from 14:00Z to 15:30Z (found by the property below).
+    start = period_start(datetime(2002, 3, 30, 14, 0, tzinfo=UTC), "Australia/Lord_Howe", "hour")
+    assert start == datetime(2002, 3, 30, 14, 0, tzinfo=UTC)
+    assert next_period_start(start, "Australia/Lord_Howe", "hour") == datetime(
+        2002, 3, 30, 15, 30, tzinfo=UTC
+    )
+
+
 @given(instants, zones, steps)
 def test_instant_lies_in_its_period(instant: datetime, tz: str, step: str) -> None:
     start = period_start(instant, tz, step)  # type: ignore[arg-type]
