@@ -27,7 +27,8 @@ The rules (DESIGN.md "SLA clock rules" and "Rule decisions"):
 6. `resolved` ends a pause (the clock stops). `closed` and `cancelled` are final: events sorted
    after them are ignored ("after_final"); earlier-dated late events still apply.
 7. `cancelled` stops every clock and takes the incident out of every figure: its `met` and
-   `breach` alerts are retracted and its outcomes withdrawn. Warnings and `stopped` stay.
+   `breach` alerts are retracted and its outcomes withdrawn. Warnings and `stopped` stay; a
+   clock cancelled while open with warnings out gets a `stopped` that clears them.
 8. Warnings at each warning fraction, `breach` at 1.0, `met` when a clock stops inside its
    allowance. Events at instant t apply before anything due at t: a clock stopping exactly at
    its deadline is met, and a warning due at the stop instant does not fire.
@@ -64,7 +65,7 @@ from sla_stream.core.clock import utc
 from sla_stream.core.fold import Fold
 from sla_stream.core.incident import _TEMPLATE as _NEW
 from sla_stream.core.incident import TYPE_ORDER, IncidentState, Recorded
-from sla_stream.core.ledger import Ident, reconcile
+from sla_stream.core.ledger import AlertBody, Ident, reconcile
 from sla_stream.core.models import METRICS, Alert, IncidentEvent, Outcome
 from sla_stream.core.terms import ContractRecord, ContractTerms
 
@@ -297,11 +298,20 @@ def _reopen(fold: Fold, metric: str, t: datetime) -> None:
 
 
 def _cancel(fold: Fold, metric: str, t: datetime) -> None:
-    """Rule 7."""
+    """Rule 7. Warnings are not retracted; if any are left without a clear (no `met`, which
+    the cancel takes back, and no `stopped`), a `stopped` at the cancel lets a notifier resolve
+    their pages."""
     c = fold.clocks[metric]
     target = fold.target_of(c)
-    fold.clocks[metric] = clk.cancel(c, t, fold.calendar(target))
+    cancelled = fold.clocks[metric] = clk.cancel(c, t, fold.calendar(target))
     fold.take_back(metric, CANCEL_RETRACTS, t)
+    warned = any(slot[0] == metric and slot[1] == "warning" for slot in fold.alerts)
+    if warned and (metric, "stopped", None) not in fold.alerts:
+        fold.alerts[(metric, "stopped", None)] = AlertBody(
+            metric, "stopped", None, cancelled.severity, target.allowance_s,
+            cancelled.elapsed_s, c.breached_at or c.deadline_at, t, target.clause_id,
+            target.clause_title,
+        )  # fmt: skip
 
 
 def _start(fold: Fold, metric: str, t: datetime) -> None:

@@ -141,9 +141,11 @@ CASES = [
     ),
     (
         "cancelled while breached and running: the breach is retracted at the cancel, the "
-        "provisional outcome withdrawn, the warnings stay",
+        "provisional outcome withdrawn, the warnings stay and a `stopped` clears them",
         # P1 response: 0.5 09:30, 0.75 09:45, 0.9 09:54, breach 10:00 (provisional outcome).
-        # Cancelled 10:30: breach retracted at 10:30. Resolution (4h) had sent nothing.
+        # Cancelled 10:30: breach retracted at 10:30; the clock had warnings out, so a
+        # `stopped` at 10:30 (elapsed 5400 s, deadline 10:00) lets a notifier resolve them.
+        # Resolution (4h) had sent nothing, so it gets no `stopped`.
         [("Mon 09:00", "opened", {"severity": "P1"}), ("Mon 10:30", "cancelled")],
         "Mon 18:00",
         [
@@ -152,6 +154,7 @@ CASES = [
             ("warning", FR, 0.9, 3240.0, "Mon 09:54", "Mon 10:00"),
             ("breach", FR, 1.0, 3600.0, "Mon 10:00", "Mon 10:00"),
             ("retracted", FR, 1.0, 3600.0, "Mon 10:30", "Mon 10:00"),
+            ("stopped", FR, None, 5400.0, "Mon 10:30", "Mon 10:00"),
         ],
         [(FR, False, 3600.0, "Mon 10:00", None), ("withdrawn", FR, 3600.0)],
     ),
@@ -161,7 +164,10 @@ CASES = [
         # ignored. A `responded` dated 09:40 is earlier: re-derived, the response stops the
         # clock at 09:40 with 2400 s, so the 0.75 (09:45) and 0.9 (09:54) warnings no longer
         # hold and are retracted at 09:40; the met it makes is taken back by the cancel, never
-        # published. The breach is already retracted; no outcome stands.
+        # published. The breach is already retracted; no outcome stands. The `stopped` sent at
+        # the cancel (5400 s, deadline 10:00) no longer holds: retracted at 09:40, and the 0.5
+        # warning, now cleared by nothing, gets a new `stopped` at 10:30 with the clock's
+        # 2400 s (a stopped clock has no deadline).
         [
             ("Mon 09:00", "opened", {"severity": "P1"}),
             ("Mon 10:30", "cancelled"),
@@ -175,8 +181,11 @@ CASES = [
             ("warning", FR, 0.9, 3240.0, "Mon 09:54", "Mon 10:00"),
             ("breach", FR, 1.0, 3600.0, "Mon 10:00", "Mon 10:00"),
             ("retracted", FR, 1.0, 3600.0, "Mon 10:30", "Mon 10:00"),
+            ("stopped", FR, None, 5400.0, "Mon 10:30", "Mon 10:00"),
+            ("retracted", FR, None, 5400.0, "Mon 09:40", "Mon 10:00"),
             ("retracted", FR, 0.75, 2700.0, "Mon 09:40", "Mon 10:00"),
             ("retracted", FR, 0.9, 3240.0, "Mon 09:40", "Mon 10:00"),
+            ("stopped", FR, None, 2400.0, "Mon 10:30", None),
         ],
         [(FR, False, 3600.0, "Mon 10:00", None), ("withdrawn", FR, 3600.0)],
     ),

@@ -304,10 +304,15 @@ CASES = [
         ],
     ),
     (
-        "cancelled before anything settled: no outcome, warnings stay",
+        "cancelled before anything settled: no outcome, warnings stay, a stopped clears them",
+        # P1 response (1h, 24x7): 0.5 at 09:30; cancelled at 09:40 with 2400 s and the 10:00
+        # deadline: the warning is not retracted, a `stopped` at 09:40 clears it.
         [("Mon 09:00", "opened", {"severity": "P1"}), ("Mon 09:40", "cancelled")],
         "Mon 18:00",
-        [("warning", FR, 0.5, 1800.0, "Mon 09:30", "Mon 10:00")],
+        [
+            ("warning", FR, 0.5, 1800.0, "Mon 09:30", "Mon 10:00"),
+            ("stopped", FR, None, 2400.0, "Mon 09:40", "Mon 10:00"),
+        ],
         [],
     ),
     (
