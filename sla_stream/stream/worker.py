@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 from sla_stream.broker import EmbeddedBroker, _accepts
 from sla_stream.settings import Settings
@@ -42,6 +43,31 @@ def prepare_topics(settings: Settings, bootstrap: str) -> None:
     asyncio.run(ensure_topics(bootstrap, topic_specs(settings)))
 
 
+# Faust creates its consumer with `fetch_max_wait_ms=1500`, hard-coded. The embedded broker
+# does not answer a waiting fetch when data arrives (measured: a message sent to an idle topic
+# reached a consumer after 0.50 s at the median and 0.75 s at worst with a 1500 ms wait, 8 ms
+# with 50 ms), so each tick, and the alerts it fires, came that much late. Kafka answers as soon
+# as data arrives; a shorter wait costs an idle worker a few more fetch requests a second.
+FETCH_MAX_WAIT_MS = 100
+
+
+def prompt_fetches() -> None:
+    """Make Faust's worker consumer wait at most `FETCH_MAX_WAIT_MS` in a fetch (idempotent)."""
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    create = AIOKafkaConsumerThread._create_worker_consumer
+    if getattr(create, "prompt_fetches", False):
+        return
+
+    def create_worker_consumer(self: AIOKafkaConsumerThread, transport: Any) -> Any:
+        consumer = create(self, transport)
+        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read by AIOKafkaConsumer.start()
+        return consumer
+
+    create_worker_consumer.prompt_fetches = True  # type: ignore[attr-defined]
+    AIOKafkaConsumerThread._create_worker_consumer = create_worker_consumer  # type: ignore[method-assign]
+
+
 def run_worker(settings: Settings, bootstrap: str) -> int:
     """Declare topics, build the app and run it until stopped; returns the exit code."""
     import faust
@@ -49,6 +75,7 @@ def run_worker(settings: Settings, bootstrap: str) -> int:
     from sla_stream.stream.app import create_app
 
     prepare_topics(settings, bootstrap)
+    prompt_fetches()
     asyncio.set_event_loop(asyncio.new_event_loop())
     sla = create_app(settings, bootstrap)
     worker = faust.Worker(sla.faust, loglevel=settings.log_level.upper(), quiet=True)
