@@ -154,7 +154,7 @@ class System:
             "SLA_DATA_DIR": str(s.data_dir),
             "SLA_WEB_PORT": str(s.web_port),
             "SLA_RECOVERY_CONSISTENCY_CHECK": "false",
-            "SLA_LOG_LEVEL": "warning",
+            "SLA_LOG_LEVEL": os.environ.get("BENCH_WORKER_LOG_LEVEL", "warning"),
             **env,
         }
         return Worker(variables, s.data_dir, s.web_port, self.root / f"{app_id}.log")
@@ -170,10 +170,14 @@ class Worker:
     log_path: Path
     proc: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0  # perf_counter at spawn
+    started_wall: float = 0.0  # wall clock at spawn (the worker's log lines carry wall time)
+    log_from: int = 0  # where this start's lines begin in the (appended) log
     extra_args: list[str] = field(default_factory=list)
 
     def start(self) -> Worker:
         with self.log_path.open("ab") as log:
+            self.log_from = log.tell()
+            self.started_wall = time.time()
             self.started_at = time.perf_counter()
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "sla_stream.cli", "worker", *self.extra_args],
@@ -226,6 +230,12 @@ class Worker:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
         return 0
+
+    def log_lines(self) -> list[str]:
+        """This start's log lines."""
+        with self.log_path.open("rb") as log:
+            log.seek(self.log_from)
+            return log.read().decode(errors="replace").splitlines()
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""

@@ -1,6 +1,6 @@
 """Sample a running process with py-spy and summarise where its main thread spent the time.
 
-Not a section. py-spy runs `--nonblocking` (it never pauses the target) at 100 Hz with idle
+Not a section. py-spy runs `--nonblocking` (it never pauses the target) at 50 Hz with idle
 samples kept, so the summary shows waiting as well as work.
 """
 
@@ -15,11 +15,11 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-RATE_HZ = 100
+RATE_HZ = 50
 FRAME = re.compile(r"^(?P<func>.+?) \((?P<file>[^():]+)(?::\d+)?\)$")
 IDLE = re.compile(r"^\w*Selector\.select \(selectors\.py")  # the loop waiting for I/O
 
-# (label, function, file suffix, indent): inclusive share of the step's named parts.
+# (label, function, file suffix, indent): inclusive share of the steps' named parts.
 WORKER_ROWS = [
     ("incident step `IncidentSteps.on_event`", "on_event", "stream/incidents.py", 0),
     ("decode and validate the event", "decode_event", "stream/codecs.py", 1),
@@ -28,9 +28,26 @@ WORKER_ROWS = [
     ("engine `apply`", "apply", "core/engine.py", 1),
     ("write the record (`IncidentStore.save`)", "save", "stream/state.py", 1),
     ("serialise the record (`IncidentRecord.to_bytes`)", "to_bytes", "stream/state.py", 2),
-    ("Faust table set (RocksDB put, changelog send)", "__setitem__", "faust/stores/base.py", 2),
+    (
+        "Faust table set (RocksDB put, changelog send)",
+        "__setitem__",
+        "mode/utils/collections.py",
+        2,
+    ),
     ("publish alerts and outcomes (`Publisher.effects`)", "effects", "stream/publish.py", 1),
     ("tick step `IncidentSteps.on_tick`", "on_tick", "stream/incidents.py", 0),
+    ("engine `advance`", "advance", "core/engine.py", 1),
+    ("read and write the record", "_commit", "stream/incidents.py", 1),
+    ("rollup step `Rollups.on_outcome`", "on_outcome", "stream/rollups.py", 0),
+    ("decode the hour bucket (`Bucket.from_bytes`)", "from_bytes", "analytics/adherence.py", 1),
+    ("encode the hour bucket (`Bucket.to_bytes`)", "to_bytes", "analytics/adherence.py", 1),
+    (
+        "Faust table set (RocksDB put, changelog send)",
+        "__setitem__",
+        "mode/utils/collections.py",
+        1,
+    ),
+    ("due-index rebuild (`IncidentStore.rebuild`)", "rebuild", "stream/state.py", 0),
 ]
 
 
@@ -97,10 +114,16 @@ class Profiler:
             "| part (inclusive) | share of samples |",
             "|---|---:|",
         ]
-        named = [(label, func, suffix, indent) for label, func, suffix, indent in rows]
+        named = list(rows)
+        parents: list[tuple[str, str]] = []
         for label, func, suffix, indent in named:
-            n = sum(c for s, c in stacks.items() if any(_is(f, func, suffix) for f in s))
-            lines.append(f"| {'&nbsp;&nbsp;' * 2 * indent}{label} | {n / total:.1%} |")
+            del parents[indent:]
+            chain = [*parents, (func, suffix)]
+            n = sum(c for s, c in stacks.items() if _under(s, chain))
+            parents.append((func, suffix))
+            if n:  # a part the process never reached says nothing
+                share = f"{n / total:.1%}" if n / total >= 0.001 else "< 0.1%"
+                lines.append(f"| {'&nbsp;&nbsp;' * 2 * indent}{label} | {share} |")
         tops = [(func, suffix) for _, func, suffix, indent in named if indent == 0]
         outside = sum(
             c
@@ -111,6 +134,8 @@ class Profiler:
         lines.append(
             f"| Faust, aiokafka and asyncio outside the steps (busy) | {outside / total:.1%} |"
         )
+        logging = sum(c for s, c in stacks.items() if any("(logging/__init__.py" in f for f in s))
+        lines += ["", f"Building and handling log records: {logging / total:.1%} of samples."]
         lines += ["", "Busiest leaf functions (self time, busy samples only):", ""]
         lines += ["| function | file | share |", "|---|---|---:|"]
         leaves: Counter[tuple[str, str]] = Counter()
@@ -121,6 +146,18 @@ class Profiler:
         for (func, file), c in leaves.most_common(12):
             lines.append(f"| `{func}` | {_short(file)} | {c / total:.1%} |")
         return "\n".join(lines)
+
+
+def _under(stack: tuple[str, ...], chain: list[tuple[str, str]]) -> bool:
+    """Whether the stack passes through each (function, file) of `chain`, outermost first."""
+    at = 0
+    for func, suffix in chain:
+        while at < len(stack) and not _is(stack[at], func, suffix):
+            at += 1
+        if at == len(stack):
+            return False
+        at += 1
+    return True
 
 
 def _is(frame: str, func: str, suffix: str) -> bool:
