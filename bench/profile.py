@@ -101,6 +101,13 @@ class Profiler:
                 stacks[tuple(parts[1:])] += int(count)
         return stacks
 
+    def share(self, func: str, suffix: str) -> float:
+        """Fraction of all samples whose stack passes through `func` in a file ending `suffix`."""
+        stacks = self.stacks()
+        total = sum(stacks.values())
+        hit = sum(c for s, c in stacks.items() if any(_is(f, func, suffix) for f in s))
+        return hit / total if total else 0.0
+
     def summary(self, what: str, rows: list[tuple[str, str, str, int]] = WORKER_ROWS) -> str:
         stacks = self.stacks()
         total = sum(stacks.values())
