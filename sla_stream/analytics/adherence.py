@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -99,41 +99,53 @@ def _micros(seconds: float) -> int:
     return round(seconds * 1_000_000)
 
 
+# What a rollup remembers of each outcome id, kept beside the buckets rather than inside them
+# (a bucket that listed its ids grew with every outcome of its hour: quadratic cost, and past
+# about 20k outcomes a record over Kafka's 1 MB limit): (met, elapsed µs) for a counted
+# outcome, None for a withdrawn one (also a tombstone when the withdrawal arrives first).
+class Seen(Protocol):
+    """A dict does; the worker's is a view on its bucket table (`stream/rollups.py`)."""
+
+    def __contains__(self, oid: object) -> bool: ...
+    def __getitem__(self, oid: str) -> tuple[bool, int] | None: ...
+    def __setitem__(self, oid: str, value: tuple[bool, int] | None) -> None: ...
+    def get(self, oid: str) -> tuple[bool, int] | None: ...
+
+
 @dataclass
 class Bucket:
-    """Counts of one key; `counted` maps outcome id -> (met, elapsed microseconds) it added."""
+    """Counts of one key: met, breached, summed elapsed and a histogram of elapsed."""
 
     key: BucketKey
     met: int = 0
     breached: int = 0
     elapsed_us: int = 0
     hist: dict[int, int] = field(default_factory=dict)
-    counted: dict[str, tuple[bool, int]] = field(default_factory=dict)
-    withdrawn: set[str] = field(default_factory=set)
 
     @property
     def count(self) -> int:
         return self.met + self.breached
 
-    def apply(self, outcome: Outcome) -> bool:
-        """Count an outcome or undo a withdrawn one; False when it changes nothing (a repeat)."""
+    def apply(self, outcome: Outcome, seen: Seen) -> bool:
+        """Count an outcome or undo a withdrawn one; False when it changes nothing (a repeat).
+
+        `seen` remembers outcome ids across buckets (re-sent outboxes and redeliveries repeat
+        them); this records into it."""
         if outcome.withdraws is not None:
-            return self._withdraw(outcome.withdraws)
+            oid = outcome.withdraws
+            if oid in seen and seen[oid] is None:
+                return False
+            added = seen.get(oid)
+            if added is not None:
+                self._add(added[0], added[1], -1)
+            seen[oid] = None
+            return True
         oid = outcome.outcome_id
-        if oid in self.counted or oid in self.withdrawn:
+        if oid in seen:
             return False
         us = _micros(outcome.elapsed_s)
         self._add(outcome.met, us, +1)
-        self.counted[oid] = (outcome.met, us)
-        return True
-
-    def _withdraw(self, oid: str) -> bool:
-        if oid in self.withdrawn:
-            return False
-        added = self.counted.pop(oid, None)
-        if added is not None:
-            self._add(added[0], added[1], -1)
-        self.withdrawn.add(oid)  # also a tombstone when the outcome itself has not arrived yet
+        seen[oid] = (outcome.met, us)
         return True
 
     def _add(self, met: bool, us: int, sign: int) -> None:
@@ -153,8 +165,6 @@ class Bucket:
                 "br": self.breached,
                 "us": self.elapsed_us,
                 "h": {str(i): c for i, c in self.hist.items()},
-                "ids": {oid: [int(m), us] for oid, (m, us) in self.counted.items()},
-                "wd": sorted(self.withdrawn),
             }
         )
 
@@ -168,9 +178,15 @@ class Bucket:
             breached=d["br"],
             elapsed_us=d["us"],
             hist={int(i): c for i, c in d["h"].items()},
-            counted={oid: (bool(m), us) for oid, (m, us) in d["ids"].items()},
-            withdrawn=set(d["wd"]),
         )
+
+
+def encode_seen(value: tuple[bool, int] | None) -> bytes:
+    return b"w" if value is None else (b"m" if value[0] else b"b") + str(value[1]).encode()
+
+
+def decode_seen(raw: bytes) -> tuple[bool, int] | None:
+    return None if raw == b"w" else (raw[:1] == b"m", int(raw[1:]))
 
 
 class Rollup:
@@ -178,12 +194,13 @@ class Rollup:
 
     def __init__(self) -> None:
         self.buckets: dict[BucketKey, Bucket] = {}
+        self.seen: dict[str, tuple[bool, int] | None] = {}
 
     def apply(self, outcome: Outcome, tz: str) -> Bucket | None:
         """Apply one outcome in the zone `tz`; the changed bucket, or None for a repeat."""
         key = BucketKey.of(outcome, tz)
         bucket = self.buckets.get(key) or Bucket(key)
-        if not bucket.apply(outcome):
+        if not bucket.apply(outcome, self.seen):
             return None
         self.buckets[key] = bucket
         return bucket

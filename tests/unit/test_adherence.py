@@ -18,6 +18,8 @@ from sla_stream.analytics.adherence import (
     Query,
     Rollup,
     contract_zone,
+    decode_seen,
+    encode_seen,
     key_prefix,
     report,
     totals,
@@ -255,3 +257,23 @@ def test_withdrawals_undo_counts_in_any_order_with_repeats(
         g_counts = (g.met, g.breached, g.elapsed_us, g.hist) if g else (0, 0, 0, {})
         w_counts = (w.met, w.breached, w.elapsed_us, w.hist) if w else (0, 0, 0, {})
         assert g_counts == w_counts
+
+
+def test_a_bucket_record_does_not_grow_with_the_outcomes_it_counts() -> None:
+    # Outcome ids live beside the buckets: 10k outcomes of one hour make one fixed-size record
+    # (the benchmark's busy hour once made a 479 KB bucket, re-encoded on every outcome).
+    r = Rollup()
+    sizes = []
+    for i in range(10_000):
+        r.apply(O2.model_copy(update={"outcome_id": f"o{i}"}), BERLIN)
+        if i in (9, 9_999):
+            (bucket,) = r.buckets.values()
+            sizes.append(len(bucket.to_bytes()))
+    (bucket,) = r.buckets.values()
+    assert bucket.count == 10_000 and len(r.seen) == 10_000
+    assert sizes[1] <= sizes[0] + 16  # at most a few more digits in the counters
+
+
+def test_seen_markers_round_trip() -> None:
+    for value in (None, (True, 0), (False, 12_345_678)):
+        assert decode_seen(encode_seen(value)) == value
