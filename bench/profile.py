@@ -1,6 +1,6 @@
 """Sample a running process with py-spy and summarise where its main thread spent the time.
 
-Not a section. py-spy runs `--nonblocking` (it never pauses the target) at 50 Hz with idle
+Not a section. py-spy runs `--nonblocking` (it never pauses the target) at 100 Hz with idle
 samples kept, so the summary shows waiting as well as work.
 """
 
@@ -15,7 +15,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-RATE_HZ = 50
+RATE_HZ = 100
 FRAME = re.compile(r"^(?P<func>.+?) \((?P<file>[^():]+)(?::\d+)?\)$")
 IDLE = re.compile(r"^\w*Selector\.select \(selectors\.py")  # the loop waiting for I/O
 
