@@ -26,8 +26,43 @@ from sla_stream.stream.admin import ensure_topics
 from sla_stream.stream.topics import topic_specs
 
 
+class CliProcess:
+    """Start, read and stop one `sla-stream` subprocess in its own session; needs `log_path`
+    and `proc` on the class that mixes it in."""
+
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None
+
+    def spawn(self, args: list[str], env: dict[str, str]) -> None:
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "sla_stream.cli", *args],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")[-6000:]
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
 @dataclass
-class WorkerProcess:
+class WorkerProcess(CliProcess):
     """One `sla-stream worker` subprocess with its own data dir and web port."""
 
     env: dict[str, str]
@@ -37,15 +72,7 @@ class WorkerProcess:
     proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> WorkerProcess:
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sla_stream.cli", "worker"],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        log.close()
+        self.spawn(["worker"], self.env)
         return self
 
     def url(self, path: str) -> str:
@@ -72,22 +99,6 @@ class WorkerProcess:
                 return
             time.sleep(0.2)
         raise AssertionError(f"worker not ready after {timeout_s}s:\n{self.output()}")
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")[-6000:]
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.kill()
 
 
 @dataclass

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Callable
@@ -23,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from sla_stream.broker import free_port
 from sla_stream.core.terms import ContractRecord, ContractTerms, Target
-from tests.integration.harness import System, TopicReader
+from tests.integration.harness import CliProcess, System, TopicReader
 from tests.integration.programs import DEPLOY, Program, alertmanager, program, run_tool
 from tests.integration.test_worker import event, opened
 
@@ -75,7 +73,7 @@ def am_contract(contract_id: str = "am") -> ContractRecord:
 
 
 @dataclass
-class BridgeProcess:
+class BridgeProcess(CliProcess):
     """`sla-stream notify alertmanager` as a subprocess, with its metrics port."""
 
     system: System
@@ -96,15 +94,7 @@ class BridgeProcess:
         }
         args = ["notify", "alertmanager", "--group", self.group]
         args += ["--resend-interval", str(self.resend_interval_s)]
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sla_stream.cli", *args, "--web-port", str(self.web_port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        log.close()
+        self.spawn([*args, "--web-port", str(self.web_port)], env)
         return self
 
     def get(self, path: str) -> bytes:
@@ -132,23 +122,6 @@ class BridgeProcess:
                 if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
                     total += s.value
         return total
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")[-6000:]
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
 
 
 def active(am: Program) -> dict[tuple[str, str, str], dict[str, Any]]:
