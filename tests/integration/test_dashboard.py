@@ -22,10 +22,10 @@ import orjson
 import pytest
 import yaml
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from sla_stream.core.contracts import parse_contracts
@@ -224,12 +224,20 @@ async def test_browser_shows_the_scripted_figures_and_saves_the_screenshot(
 
 
 def follow(driver: webdriver.Chrome, element: Any) -> None:
-    """Click a link or button and wait until the next page has replaced this one."""
-    old = driver.find_element(By.TAG_NAME, "html")
+    """Click a link or button and wait until the next page has replaced this one.
+
+    The old document is marked with a window property, which the next document does not have.
+    Selenium's `staleness_of` is not used: mid-navigation chromedriver may answer a question
+    about the old element with an "unknown error" ("Node with given id does not belong to the
+    document") instead of a stale reference, and that failed a CI run. Errors while the page
+    is being swapped are retried until the timeout.
+    """
+    driver.execute_script("window.__slaOldPage = true")
     element.click()
-    WebDriverWait(driver, 30).until(staleness_of(old))
-    WebDriverWait(driver, 30).until(
-        lambda d: d.execute_script("return document.readyState") == "complete"
+    WebDriverWait(driver, 30, ignored_exceptions=(WebDriverException,)).until(
+        lambda d: d.execute_script(
+            "return window.__slaOldPage === undefined && document.readyState === 'complete'"
+        )
     )
 
 
