@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -43,6 +44,12 @@ class Settings(BaseSettings):
     outbox_window_s: float = Field(
         default=30.0, ge=0, description="effects younger than this are re-sent after a restart"
     )
+    incident_retention: timedelta | None = Field(
+        default=timedelta(days=90),
+        description="how long an incident's record is kept after its last event once it is "
+        "closed or cancelled (or never opened): ISO 8601 like P90D or PT12H; `never` keeps "
+        "every record",
+    )
     producer_linger_s: float = Field(default=0.005, ge=0)
     stream_buffer_maxsize: int = Field(default=32768, gt=0)
     commit_every: int = Field(default=10000, gt=0)
@@ -66,6 +73,18 @@ class Settings(BaseSettings):
     adherence_target: float = Field(
         default=0.95, gt=0, le=1, description="the adherence rate the dashboard draws as target"
     )
+
+    @field_validator("incident_retention", mode="before")
+    @classmethod
+    def _retention_never(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and value.strip().lower() == "never" else value
+
+    @field_validator("incident_retention")
+    @classmethod
+    def _retention_positive(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value <= timedelta(0):
+            raise ValueError("must be longer than zero (or `never`)")
+        return value
 
     @field_validator("ingest_token_hashes", "portal_token_hashes", mode="before")
     @classmethod

@@ -102,7 +102,7 @@ def create_app(settings: Settings, bootstrap: str) -> SlaApp:
     def lookup(contract_id: str) -> ContractRecord | None:
         return cache.get(contract_id, contracts.get(contract_id.encode()))
 
-    store = IncidentStore(incidents)
+    store = IncidentStore(incidents, settings.incident_retention)
     steps = IncidentSteps(
         store,
         lookup,

@@ -27,6 +27,9 @@ ContractLookup = Callable[[str], ContractRecord | None]
 # nothing (a repeat, an event after the incident was closed) is counted by reason.
 DEAD_LETTER_REASONS = frozenset({"unknown_contract_version"})
 COUNTED_REASONS = frozenset({"duplicate", "after_final"})
+# Deletions of expired records per tick and partition: a backfill of old closed incidents can
+# expire many at once, and a tick should not hold the event loop for seconds; the rest wait.
+DELETES_PER_TICK = 500
 
 
 class IncidentSteps:
@@ -93,8 +96,25 @@ class IncidentSteps:
                 record = self.store.load(incident_id)
                 if record is not None and record.state.parked:
                     await self._advance(partition, incident_id, record, now, contract)
+        self._delete_expired(partition, now)
         self.metrics.parked.set(self.store.index.parked_count())
         self.metrics.tick_seconds.observe(time.perf_counter() - started)
+
+    def _delete_expired(self, partition: int, now: datetime) -> None:
+        """Delete records whose retention has passed (`state.expires_at`), checked again against
+        the stored record: an incident that opened since it was indexed is no longer expired."""
+        for incident_id in self.store.index.pop_expired(partition, now, DELETES_PER_TICK):
+            record = self.store.load(incident_id)
+            if record is None:
+                continue
+            expires = self.store.expires_at(record.state)
+            if expires is None:
+                continue
+            if expires > now:
+                self.store.index.schedule_expiry(partition, incident_id, expires)
+                continue
+            self.store.delete(incident_id)
+            self.metrics.deleted.inc()
 
     async def _advance(
         self,

@@ -40,6 +40,10 @@ class Metrics:
         self.open_clocks = Gauge(
             "sla_open_clocks", "Open SLA clocks", ["metric", "severity"], registry=r
         )
+        # Incident records deleted once their retention passed (SLA_INCIDENT_RETENTION).
+        self.deleted = Counter(
+            "sla_incidents_deleted", "Finished incident records deleted", registry=r
+        )
         # Incidents waiting for their contract to become known.
         self.parked = Gauge("sla_parked_incidents", "Incidents parked", registry=r)
         # Wall time spent applying one event (decode to publish).

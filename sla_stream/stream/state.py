@@ -16,7 +16,7 @@ import heapq
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -72,6 +72,26 @@ class IncidentRecord:
         return cls(state, tuple(Pending.from_json(p) for p in data.get("outbox", ())))
 
 
+def expires_at(
+    final: str | None, opened: bool, last_event_at: datetime | None, retention: timedelta | None
+) -> datetime | None:
+    """When a stored incident may be deleted: `retention` after its last event, once nothing
+    can change it any more (closed or cancelled), or when it never opened (events whose `opened`
+    never came). None while it is open or parked, or when retention is off.
+
+    Why delete at all: every incident ever seen would otherwise stay in RocksDB and in the
+    changelog (with its events and ledger, about 1.5 kB), and a restore reads them all back.
+    """
+    if retention is None or last_event_at is None or (final is None and opened):
+        return None
+    return last_event_at + retention
+
+
+def state_expires_at(state: IncidentState, retention: timedelta | None) -> datetime | None:
+    last = state.events[-1].occurred_at if state.events else None
+    return expires_at(state.final, state.opened_at is not None, last, retention)
+
+
 @dataclass(frozen=True)
 class Summary:
     """What a rebuild needs of one stored record: its index entries, open clocks, young outbox."""
@@ -81,13 +101,20 @@ class Summary:
     next_due_at: datetime | None
     open_slots: tuple[tuple[str, str], ...]  # (metric, severity) of each running or paused clock
     resend: tuple[Pending, ...]  # outbox entries young enough to re-send
+    expires_at: datetime | None = None  # see `expires_at`
 
     @classmethod
-    def of(cls, raw: bytes, now_wall: float, outbox_window_s: float) -> Summary:
+    def of(
+        cls,
+        raw: bytes,
+        now_wall: float,
+        outbox_window_s: float,
+        retention: timedelta | None = None,
+    ) -> Summary:
         """Read a record without building its engine state.
 
         A rebuild reads every record of the assigned partitions (at 1M open incidents, building
-        each state, twice, took minutes); the index needs four fields. The stored state format
+        each state, twice, took minutes); the index needs a few fields. The stored state format
         is checked, and a record of any other format fails as `IncidentRecord.from_bytes` does.
         """
         data = orjson.loads(raw)
@@ -105,20 +132,26 @@ class Summary:
             for p in data.get("outbox", ())
             if now_wall - p["w"] <= outbox_window_s
         )
+        events = state.get("events")
+        last = datetime.fromisoformat(events[-1][2]) if events else None
         return cls(
             parked,
             state.get("contract_id"),
             None if due is None else datetime.fromisoformat(due),
             slots,
             young,
+            expires_at(state.get("final"), "opened_at" in state, last, retention),
         )
 
 
 @dataclass
 class DueIndex:
-    """Per-partition heaps of (due instant, incident id); stale entries are skipped lazily."""
+    """Per-partition heaps of (due instant, incident id); stale entries are skipped lazily.
+
+    `expiries` holds, the same way, the instants at which finished incidents may be deleted."""
 
     heaps: dict[int, list[tuple[float, str]]] = field(default_factory=lambda: defaultdict(list))
+    expiries: dict[int, list[tuple[float, str]]] = field(default_factory=lambda: defaultdict(list))
     parked: dict[int, dict[str, set[str]]] = field(
         default_factory=lambda: defaultdict(lambda: defaultdict(set))
     )
@@ -129,14 +162,15 @@ class DueIndex:
 
     def pop_due(self, partition: int, now: datetime) -> list[str]:
         """Incident ids with an entry due at or before `now` (each once)."""
-        heap = self.heaps.get(partition)
-        if not heap:
-            return []
-        limit = now.timestamp()
-        due: dict[str, None] = {}
-        while heap and heap[0][0] <= limit:
-            due[heapq.heappop(heap)[1]] = None
-        return list(due)
+        return _pop(self.heaps.get(partition), now.timestamp(), None)
+
+    def schedule_expiry(self, partition: int, incident_id: str, at: datetime | None) -> None:
+        if at is not None:
+            heapq.heappush(self.expiries[partition], (at.timestamp(), incident_id))
+
+    def pop_expired(self, partition: int, now: datetime, limit: int) -> list[str]:
+        """At most `limit` incident ids whose expiry is at or before `now`; the rest stay."""
+        return _pop(self.expiries.get(partition), now.timestamp(), limit)
 
     def park(self, partition: int, contract_id: str, incident_id: str) -> None:
         self.parked[partition][contract_id].add(incident_id)
@@ -151,16 +185,24 @@ class DueIndex:
         return sum(len(ids) for p in self.parked.values() for ids in p.values())
 
     def drop_partitions(self, keep: set[int]) -> None:
-        for index in (self.heaps, self.parked):
+        for index in (self.heaps, self.parked, self.expiries):
             for p in [p for p in index if p not in keep]:
                 del index[p]
+
+
+def _pop(heap: list[tuple[float, str]] | None, until: float, limit: int | None) -> list[str]:
+    found: dict[str, None] = {}
+    while heap and heap[0][0] <= until and (limit is None or len(found) < limit):
+        found[heapq.heappop(heap)[1]] = None
+    return list(found)
 
 
 class IncidentStore:
     """Reads and writes incident records; rebuilds the indexes when partitions are assigned."""
 
-    def __init__(self, table: Any) -> None:
+    def __init__(self, table: Any, retention: timedelta | None = None) -> None:
         self.table = table
+        self.retention = retention
         self.index = DueIndex()
         self.partitions: set[int] = set()
         # Open clocks per partition as of the last rebuild (the gauge's starting point).
@@ -176,6 +218,14 @@ class IncidentStore:
         if state.parked and state.contract_id is not None:
             self.index.park(partition, state.contract_id, incident_id)
         self.index.schedule(partition, incident_id, state.next_due_at)
+        self.index.schedule_expiry(partition, incident_id, self.expires_at(state))
+
+    def expires_at(self, state: IncidentState) -> datetime | None:
+        return state_expires_at(state, self.retention)
+
+    def delete(self, incident_id: str) -> None:
+        """Delete a record: a tombstone on the changelog, so a restore does not bring it back."""
+        del self.table[incident_id.encode()]
 
     def items_by_partition(self) -> Iterator[tuple[int, str, bytes]]:
         # Faust keeps one RocksDB per partition; the public iterators hide which one a key is
@@ -197,10 +247,11 @@ class IncidentStore:
         self.open_slots = {p: Counter() for p in self.partitions}
         resend: list[Pending] = []
         for partition, incident_id, raw in self.items_by_partition():
-            record = Summary.of(raw, now_wall, outbox_window_s)
+            record = Summary.of(raw, now_wall, outbox_window_s, self.retention)
             if record.parked and record.contract_id is not None:
                 self.index.park(partition, record.contract_id, incident_id)
             self.index.schedule(partition, incident_id, record.next_due_at)
+            self.index.schedule_expiry(partition, incident_id, record.expires_at)
             self.open_slots[partition].update(record.open_slots)
             resend.extend(record.resend)
         return resend

@@ -1,15 +1,18 @@
-"""The worker on the real embedded broker: deadlines, met and pause, restarts, rebalances, DLQ."""
+"""The worker on the real embedded broker: deadlines, met and pause, restarts, rebalances, DLQ,
+and the deletion of finished incidents after their retention."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaConsumer
+from prometheus_client.parser import text_string_to_metric_families
 
 from sla_stream.core.terms import ContractRecord, ContractTerms, Target
 from tests.integration.harness import System, TopicReader
@@ -316,3 +319,66 @@ async def test_two_workers_split_partitions_and_failover_keeps_deadlines(system:
                 assert datetime.fromisoformat(a["emitted_at"]) == t0 + timedelta(seconds=20)
     finally:
         await alerts.stop()
+
+
+async def _latest_values(
+    bootstrap: str, topic: str, until: Callable[[dict[bytes, bytes | None]], bool], timeout_s: float
+) -> dict[bytes, bytes | None]:
+    """The latest value per key of a topic (None for a tombstone), read until `until` holds."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await consumer.start()
+    latest: dict[bytes, bytes | None] = {}
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not until(latest):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out on {topic}: {latest}")
+            batches = await consumer.getmany(timeout_ms=200)
+            for records in batches.values():
+                for r in records:
+                    latest[r.key] = r.value
+    finally:
+        await consumer.stop()
+    return latest
+
+
+async def test_finished_incidents_are_deleted_after_their_retention(
+    make_system: Callable[..., System],
+) -> None:
+    system = make_system(extra_env={"SLA_INCIDENT_RETENTION": "PT2S"})
+    await system.create_topics()
+    await system.put_contracts([fast_contract()])
+    w = system.worker("w1").start()
+    w.wait_ready()
+    t0 = datetime.now(UTC) - timedelta(seconds=10)
+    await system.send(
+        [
+            opened("INC-X1", t0),
+            event("r", "INC-X1", "responded", t0 + timedelta(seconds=1)),
+            event("s", "INC-X1", "resolved", t0 + timedelta(seconds=2)),
+            event("c", "INC-X1", "closed", t0 + timedelta(seconds=3)),
+            opened("INC-X2", t0),  # stays open (breached): kept whatever its age
+            event("r", "INC-X3", "responded", t0),  # never opened: deleted like a closed one
+            opened("INC-X4", t0),
+            event("x", "INC-X4", "cancelled", t0 + timedelta(seconds=1)),
+        ]
+    )
+    gone = {b"INC-X1", b"INC-X3", b"INC-X4"}
+    changelog = f"{system.prefix}app-incidents-changelog"
+    latest = await _latest_values(
+        system.bootstrap,
+        changelog,
+        lambda v: all(k in v and v[k] is None for k in gone) and b"INC-X2" in v,
+        timeout_s=30,
+    )
+    assert latest[b"INC-X2"] is not None
+    metrics = w.get("/metrics").decode()
+    deleted = next(
+        s.value
+        for f in text_string_to_metric_families(metrics)
+        for s in f.samples
+        if s.name == "sla_incidents_deleted_total"
+    )
+    assert deleted == len(gone)

@@ -4,17 +4,27 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from sla_stream.core import engine
 from sla_stream.core.contracts import load_contracts
+from sla_stream.core.models import IncidentEvent
 from sla_stream.generate import DEFAULT_CONTRACTS, iter_events
 from sla_stream.stream.open_clocks import open_slots
-from sla_stream.stream.state import IncidentRecord, Pending, Summary
+from sla_stream.stream.state import (
+    DueIndex,
+    IncidentRecord,
+    Pending,
+    Summary,
+    expires_at,
+    state_expires_at,
+)
 
 NOW_WALL = 1_000_000.0
 WINDOW_S = 30.0
+RETENTION = timedelta(days=90)
 
 
 def stored_records() -> list[bytes]:
@@ -39,10 +49,13 @@ def stored_records() -> list[bytes]:
 
 def test_summary_of_agrees_with_the_full_decode() -> None:
     records = stored_records()
-    parked = due = slots = resend = 0
+    parked = due = slots = resend = expiring = 0
     for raw in records:
         full = IncidentRecord.from_bytes(raw)
-        fast = Summary.of(raw, NOW_WALL, WINDOW_S)
+        fast = Summary.of(raw, NOW_WALL, WINDOW_S, RETENTION)
+        assert fast.expires_at == state_expires_at(full.state, RETENTION)
+        assert Summary.of(raw, NOW_WALL, WINDOW_S).expires_at is None  # no retention: kept
+        expiring += fast.expires_at is not None
         assert fast.parked == full.state.parked
         assert fast.contract_id == full.state.contract_id
         assert fast.next_due_at == full.state.next_due_at
@@ -54,7 +67,7 @@ def test_summary_of_agrees_with_the_full_decode() -> None:
         slots += len(fast.open_slots)
         resend += len(fast.resend)
     # The stream exercised every branch: parked, due, open clocks, young and old outbox entries.
-    assert parked and due and slots and resend
+    assert parked and due and slots and resend and expiring
     assert resend < sum(len(IncidentRecord.from_bytes(r).outbox) for r in records)
 
 
@@ -62,3 +75,55 @@ def test_summary_of_refuses_an_unknown_state_format() -> None:
     raw = stored_records()[0].replace(b'"v":1', b'"v":99', 1)
     with pytest.raises(ValueError):
         Summary.of(raw, NOW_WALL, WINDOW_S)
+
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+CONTRACT_ID = next(iter(load_contracts(DEFAULT_CONTRACTS)))
+
+
+def _event(n: int, type_: str, minutes: int, **extra: str) -> IncidentEvent:
+    at = (T0 + timedelta(minutes=minutes)).isoformat()
+    body = {"event_id": f"e{n}", "incident_id": "INC-1", "type": type_, "occurred_at": at}
+    return IncidentEvent.model_validate({**body, **extra})
+
+
+def _fold(*events: IncidentEvent) -> engine.IncidentState:
+    contract = load_contracts(DEFAULT_CONTRACTS)[CONTRACT_ID]
+    state = None
+    for e in events:
+        state = engine.apply(state, e, contract).state
+    assert state is not None
+    return state
+
+
+def test_an_incident_expires_retention_after_its_last_event_once_final_or_never_opened() -> None:
+    opened = _event(1, "opened", 0, contract_id=CONTRACT_ID, severity="P2")
+    resolved = _event(2, "resolved", 30)
+    closed = _event(3, "closed", 60)
+    late = _event(4, "responded", 10)  # arrives after the close, dated before it
+    assert state_expires_at(_fold(opened, resolved), RETENTION) is None  # resolved: can reopen
+    done = _fold(opened, resolved, closed, late)
+    assert done.final == "closed"
+    assert state_expires_at(done, RETENTION) == T0 + timedelta(minutes=60) + RETENTION
+    cancelled = _fold(opened, _event(5, "cancelled", 45))
+    assert state_expires_at(cancelled, RETENTION) == T0 + timedelta(minutes=45) + RETENTION
+    orphan = _fold(_event(6, "responded", 20), _event(7, "resolved", 5))
+    assert orphan.opened_at is None
+    assert state_expires_at(orphan, RETENTION) == T0 + timedelta(minutes=20) + RETENTION
+    assert state_expires_at(done, None) is None
+    assert expires_at(None, False, None, RETENTION) is None  # no event recorded: nothing to date
+
+
+def test_pop_expired_takes_at_most_the_limit_in_expiry_order_and_leaves_the_rest() -> None:
+    index = DueIndex()
+    for n in range(5):
+        index.schedule_expiry(0, f"i{n}", T0 + timedelta(seconds=10 - n))
+    index.schedule_expiry(0, "later", T0 + timedelta(days=1))
+    index.schedule_expiry(1, "other-partition", T0)
+    now = T0 + timedelta(seconds=10)
+    assert index.pop_expired(0, now, 2) == ["i4", "i3"]
+    assert index.pop_expired(0, now, 10) == ["i2", "i1", "i0"]
+    assert index.pop_expired(0, now, 10) == []
+    index.drop_partitions({0})
+    assert index.pop_expired(1, now, 10) == []
+    assert index.pop_expired(0, T0 + timedelta(days=1), 10) == ["later"]
