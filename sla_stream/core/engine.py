@@ -128,7 +128,9 @@ def apply(
     if any(e.event_id == rec.event_id for e in state.events):
         return _unchanged(state, "duplicate")
     final = _final_event(state.events)
-    if final is not None and rec.key > final.key:
+    # `opened` is never after the final event: a final event dated before it (a clock skew
+    # between systems) counts at `opened`, so arrival order must not decide whether it is kept.
+    if final is not None and rec.key > final.key and rec.type != "opened":
         return _unchanged(state, "after_final")
     events = list(state.events)
     bisect.insort(events, rec, key=lambda e: e.key)

@@ -393,6 +393,21 @@ def test_a_repeated_event_changes_nothing_while_parked_or_after_the_final_event(
         assert step.ignored == "duplicate" and step.state == before and step.alerts == ()
 
 
+def test_a_final_event_dated_before_opened_gives_the_same_result_in_either_arrival_order() -> None:
+    # Clock skew: `closed` is dated 09:00, `opened` 09:01. Counted at `opened` (rule 10), it
+    # stops both clocks at once: met with 0 s, whichever of the two arrives first.
+    rows = events(("Mon 09:01", "opened", {"severity": "P1"}), ("Mon 09:00", "closed"))
+    in_order, reversed_ = Run().feed(rows), Run().feed(rows[::-1])
+    expected = [
+        (FR, True, 0.0, "Mon 09:01", "Mon 09:01"),
+        (RES, True, 0.0, "Mon 09:01", "Mon 09:01"),
+    ]
+    for run in (in_order, reversed_):
+        assert sorted(outcome_rows(run.outcomes)) == expected
+        assert run.state is not None and run.state.final == "closed"
+    assert [s.ignored for s in reversed_.steps] == [None, None]
+
+
 def test_first_response_pauses_only_when_its_target_says_so_on_a_severity_change() -> None:
     """Response P2 pauses (its target says so), P1 does not. Opened P2 in `pending_customer`:
     the response clock starts paused. Raised to P1 at 10:00: retargeted while paused, then
