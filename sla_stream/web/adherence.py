@@ -13,13 +13,14 @@ all of them: contracts are a global table), so a client can report on every cont
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from sla_stream.analytics.adherence import Query, contract_zone
 from sla_stream.core.models import METRICS
-from sla_stream.core.periods import STEPS, parse_bound, period_starts
+from sla_stream.core.periods import STEPS, Step, next_period_start, parse_bound, period_start
 from sla_stream.core.terms import ContractRecord
 
 if TYPE_CHECKING:
@@ -33,6 +34,14 @@ MAX_PERIODS = 10_000  # an hourly series of more than a year is a mistake, not a
 
 class BadRequest(ValueError):
     """A parameter the caller must fix; the message names it."""
+
+
+# No local day or quarter lasts longer than this (real seconds): a DST day is 25 h, the longest
+# day on record (Alaska's 1867 move across the date line) 48 h; a quarter is 92 days and such a
+# day. A span longer than MAX_PERIODS of them has more than MAX_PERIODS periods. (Hours are
+# limited by real hours, as they always were.)
+_LONGEST_S = {"day": 3 * 86_400, "quarter": 100 * 86_400}
+_TICK = timedelta(microseconds=1)
 
 
 def parse_query(params: Mapping[str, str], record: ContractRecord | None) -> Query:
@@ -49,23 +58,64 @@ def parse_query(params: Mapping[str, str], record: ContractRecord | None) -> Que
     metric = params.get("metric") or None
     if metric is not None and metric not in METRICS:
         raise BadRequest(f"'metric' must be one of {', '.join(METRICS)}, got {metric!r}")
-    bounds = []
+    texts: dict[str, str] = {}
     for name in ("from", "to"):
-        text = params.get(name)
-        if not text:
+        texts[name] = params.get(name, "")
+        if not texts[name]:
             raise BadRequest(f"'{name}' is required")
-        try:
-            bounds.append(parse_bound(text, tz))
-        except ValueError as exc:
-            raise BadRequest(f"'{name}': {exc}") from exc
-    from_at, to_at = bounds
+    from_at, to_at = (read_bound(n, t, tz) for n, t in texts.items())
+    check_range(texts, from_at, to_at, tz, step)  # type: ignore[arg-type]
+    return Query(contract_id, tz, from_at, to_at, step, metric)  # type: ignore[arg-type]
+
+
+def read_bound(name: str, text: str, tz: str) -> datetime:
+    """`parse_bound`, with any failure (a bad value, a year past the calendar) a `BadRequest`."""
+    try:
+        return parse_bound(text, tz)
+    except OverflowError as exc:
+        raise BadRequest(f"'{name}' {text!r} is out of range: {exc}") from exc
+    except ValueError as exc:
+        raise BadRequest(f"'{name}' {text!r} is not a date, quarter or instant: {exc}") from exc
+
+
+def check_range(
+    texts: Mapping[str, str], from_at: datetime, to_at: datetime, tz: str, step: Step
+) -> None:
+    """Refuse a range with more than MAX_PERIODS periods, or whose periods leave the calendar.
+
+    The span is judged from `to - from` before any period is listed, and the count stops at
+    MAX_PERIODS + 1, so no request makes the server list millions of periods. The first and the
+    after-last period of `step` and of quarters (what a report computes) are computed here, so
+    a range at the ends of the calendar (years 1 and 9999) is refused instead of failing later.
+    """
     if to_at <= from_at:
         raise BadRequest("'to' must be after 'from'")
-    if step == "hour" and (to_at - from_at).total_seconds() > MAX_PERIODS * 3600:
+    span_s = (to_at - from_at).total_seconds()
+    if step == "hour" and span_s > MAX_PERIODS * 3600:
         raise BadRequest(f"more than {MAX_PERIODS} hourly periods; use step=day")
-    if len(period_starts(from_at, to_at, tz, step)) > MAX_PERIODS:  # type: ignore[arg-type]
+    if step != "hour" and span_s > MAX_PERIODS * _LONGEST_S[step]:
         raise BadRequest(f"more than {MAX_PERIODS} periods; use a longer step")
-    return Query(contract_id, tz, from_at, to_at, step, metric)  # type: ignore[arg-type]
+    for name, instant in (("from", from_at), ("to", to_at - _TICK)):
+        try:
+            for s in dict.fromkeys((step, "quarter")):
+                start = period_start(instant, tz, s)  # type: ignore[arg-type]
+                if name == "to":
+                    next_period_start(start, tz, s)  # type: ignore[arg-type]
+        except (OverflowError, ValueError) as exc:
+            raise BadRequest(
+                f"'{name}' {texts[name]!r} is too near the end of the calendar: {exc}"
+            ) from exc
+    if _count_periods(from_at, to_at, tz, step, MAX_PERIODS + 1) > MAX_PERIODS:
+        raise BadRequest(f"more than {MAX_PERIODS} periods; use a longer step")
+
+
+def _count_periods(from_at: datetime, to_at: datetime, tz: str, step: Step, limit: int) -> int:
+    # `period_starts` without the list, stopping at `limit`.
+    count, start = 0, period_start(from_at, tz, step)
+    while start < to_at and count < limit:
+        count += 1
+        start = next_period_start(start, tz, step)
+    return count
 
 
 def _json(view: Any, value: Any, status: int = 200) -> Any:

@@ -125,7 +125,8 @@ def breaches_chart(data: Mapping[str, Any]) -> str:
     chart = pygal.Bar(
         **_config(print_values=True, value_formatter=lambda v: f"{v:g}", range=(0, max(top, 1)))
     )
-    chart.y_labels = _integer_ticks(max(top, 1))
+    if data["contracts"]:  # pygal fails on y labels of a chart with no series (no reports)
+        chart.y_labels = _integer_ticks(max(top, 1))
     chart.x_labels = data["quarters"]
     for contract, counts in data["contracts"].items():
         chart.add(contract, [c or None for c in counts])

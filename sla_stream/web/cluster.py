@@ -137,17 +137,25 @@ class Cluster:
         return await self.get(self.self_url + path, params)
 
 
+def member_query(params: Mapping[str, str]) -> tuple[IncidentFilter, datetime, set[int]]:
+    """The member endpoint's filter, instant and partitions; KeyError or ValueError if bad."""
+    flt = IncidentFilter.from_params(params)
+    at = datetime.fromisoformat(params["at"])
+    if at.utcoffset() is None:
+        # Views compare `at` with aware due instants: a naive one cannot be placed in time.
+        raise ValueError(f"'at' must have a UTC offset, got {params['at']!r}")
+    asked = {int(p) for p in params.get("partitions", "").split(",") if p}
+    return flt, at, asked
+
+
 def register_cluster_views(sla_app: SlaApp, cluster: Cluster) -> None:
     """The members' endpoint: incidents of the asked partitions this worker owns."""
     app = sla_app.faust
 
     @app.page(INCIDENTS_PATH)
     async def cluster_incidents(view: Any, request: Any) -> Any:
-        params = request.query
         try:
-            flt = IncidentFilter.from_params(params)
-            at = datetime.fromisoformat(params["at"])
-            asked = {int(p) for p in params.get("partitions", "").split(",") if p}
+            flt, at, asked = member_query(request.query)
         except (KeyError, ValueError) as exc:
             return view.bytes(
                 orjson.dumps({"error": f"bad parameters: {exc}"}),

@@ -7,7 +7,9 @@
 Query parameters of the page: `contract`, `tier`, `severity` (P1..P4), `step` (hour, day,
 quarter), `from` and `to` (dates, quarters or instants, read in each contract's zone). Any
 worker serves the page: each contract's figures come from the worker owning its adherence
-buckets (via `table_route`), open incidents from every member (`cluster.py`).
+buckets (via `table_route`), open incidents from every member (`cluster.py`). A bad filter
+(including a range a chosen contract's zone cannot report on) is a 400 naming it from the JSON
+endpoint, and on the page a notice above the default view.
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ class Dashboard:
         filters = Filters.parse(params, now.date())
         records = {r.contract_id: r for r in self.backend.contracts()}
         chosen = select_contracts(records.values(), filters, now)
+        filters.check_for(chosen)  # before asking anyone: a bad range is the caller's to fix
         errors = []
         if filters.contract and filters.contract not in records:
             errors.append(f"unknown contract {filters.contract!r}")
@@ -165,18 +168,29 @@ def register_dashboard(sla_app: SlaApp, rollups: Rollups, cluster: Cluster, back
 
     @app.page(DATA_PATH)
     async def data_view(view: Any, request: Any) -> Any:
-        try:
-            model = await dashboard.model(request.query)
-            model["filters"] = model["filters"].params()  # as query parameters, not a dataclass
-            return _json(view, model)
-        except BadFilter as exc:
-            return _json(view, {"error": str(exc)}, 400)
+        status, body = await data_answer(dashboard, request.query)
+        return _json(view, body, status)
 
     @app.page(PAGE_PATH)
     async def page_view(view: Any, request: Any) -> Any:
-        try:
-            model = await dashboard.model(request.query)
-        except BadFilter as exc:
-            model = await dashboard.model({})
-            model["errors"].insert(0, str(exc))
-        return view.html(dashboard_html.page(model))
+        return view.html(await page_answer(dashboard, request.query))
+
+
+async def data_answer(dashboard: Dashboard, params: Mapping[str, str]) -> tuple[int, Any]:
+    """`/api/v1/dashboard`: (200, the model) or (400, an error naming the bad filter)."""
+    try:
+        model = await dashboard.model(params)
+    except BadFilter as exc:
+        return 400, {"error": str(exc)}
+    model["filters"] = model["filters"].params()  # as query parameters, not a dataclass
+    return 200, model
+
+
+async def page_answer(dashboard: Dashboard, params: Mapping[str, str]) -> str:
+    """The page; with a bad filter, the default view and the error at its top (still usable)."""
+    try:
+        model = await dashboard.model(params)
+    except BadFilter as exc:
+        model = await dashboard.model({})
+        model["errors"].insert(0, str(exc))
+    return dashboard_html.page(model)

@@ -20,7 +20,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sla_stream.analytics import histogram
-from sla_stream.analytics.adherence import Bucket, Query, rate_json, report
+from sla_stream.analytics.adherence import Bucket, Query, contract_zone, rate_json, report
 from sla_stream.core.models import METRICS, SEVERITIES
 from sla_stream.core.periods import (
     STEPS,
@@ -30,6 +30,7 @@ from sla_stream.core.periods import (
     period_starts,
 )
 from sla_stream.core.terms import ContractRecord, ContractTerms
+from sla_stream.web.adherence import BadRequest, parse_query, read_bound
 
 NO_CATEGORY = "(none)"
 DEFAULT_DAYS = 90
@@ -59,7 +60,7 @@ class Filters:
         step = params.get("step") or "day"
         if step not in STEPS:
             raise BadFilter(f"'step' must be one of {', '.join(STEPS)}")
-        return cls(
+        filters = cls(
             contract=params.get("contract", ""),
             tier=params.get("tier", ""),
             severity=severity,
@@ -67,6 +68,28 @@ class Filters:
             from_=params.get("from") or (today - timedelta(days=DEFAULT_DAYS - 1)).isoformat(),
             to=params.get("to") or (today + timedelta(days=1)).isoformat(),
         )
+        # Each contract reads the bounds in its own zone (`check_for`); their form is the same
+        # in every zone, so a bound no contract could read is refused here.
+        for name, text in (("from", filters.from_), ("to", filters.to)):
+            try:
+                read_bound(name, text, "UTC")
+            except BadRequest as exc:
+                raise BadFilter(str(exc)) from exc
+        return filters
+
+    def check_for(self, records: Iterable[ContractRecord]) -> None:
+        """Refuse a range some of `records` cannot report on: reversed, too long, or past the
+        calendar, as its owner's `parse_query` would; checked once per zone (the range is)."""
+        zones: set[str] = set()
+        for record in records:
+            zone = contract_zone(record)
+            if zone in zones:
+                continue
+            zones.add(zone)
+            try:
+                parse_query(self.params(contract=record.contract_id), record)
+            except BadRequest as exc:
+                raise BadFilter(f"{exc} (contract {record.contract_id!r})") from exc
 
     def params(self, **changes: str) -> dict[str, str]:
         """Query parameters of these filters (with `changes`), empty ones left out."""
