@@ -6,6 +6,11 @@ re-post everything firing when the resend interval is up. Offsets are committed 
 post was accepted, so a bridge that dies or an Alertmanager that is down loses nothing; what is
 read twice changes nothing (the book knows the ids it holds and cleared).
 
+While no Alertmanager accepts a post, the bridge pauses its partitions and keeps calling
+`getmany` between retries: aiokafka drops a member from its group when `max_poll_interval` passes
+without one, and the group would then rebalance over and over, replaying what was not committed.
+Paused partitions return nothing, so the batch being posted stays the last one read.
+
 On each partition assignment the book is rebuilt from the topic, up to the group's committed
 offset (what Alertmanager already has), without posting; then the whole firing set is re-posted.
 A group with no committed offset yet takes the topic's history as delivered the same way and
@@ -18,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import aiohttp
@@ -50,7 +55,8 @@ class BridgeConfig:
     web_port: int | None = None
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 30.0
-    post_timeout_s: float = 10.0
+    post_timeout_s: float = 10.0  # at most half of max_poll_interval_s (see AlertmanagerClient)
+    max_poll_interval_s: float = 300.0  # aiokafka's: the group drops a member idle this long
 
     @property
     def valid_for_s(self) -> float:
@@ -60,15 +66,26 @@ class BridgeConfig:
 class AlertmanagerClient:
     """Posts to every configured Alertmanager; retries while none of them accepts."""
 
-    def __init__(self, config: BridgeConfig, session: aiohttp.ClientSession, m: BridgeMetrics):
-        self.config, self.session, self.metrics = config, session, m
+    def __init__(
+        self,
+        config: BridgeConfig,
+        session: aiohttp.ClientSession,
+        m: BridgeMetrics,
+        wait: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ):
+        """`wait(seconds)` passes the time between retries (the bridge polls its consumer)."""
+        self.config, self.session, self.metrics, self.wait = config, session, m, wait
         self.endpoints = [u.rstrip("/") + "/api/v2/alerts" for u in config.urls]
+        # One attempt must end well inside max_poll_interval: no poll happens during it.
+        self.timeout_s = min(config.post_timeout_s, config.max_poll_interval_s / 2)
 
     async def post(self, entries: list[dict]) -> bool:
         """Return once every chunk was accepted; True when a post failed first (Alertmanager was
         down: it may have restarted empty, so the caller re-posts the firing set)."""
         failed = False
         for start in range(0, len(entries), POST_CHUNK):
+            if start:  # a large firing set takes many posts: poll between them too
+                await self.wait(0.0)
             failed |= await self._post_until_accepted(entries[start : start + POST_CHUNK])
         return failed
 
@@ -83,11 +100,11 @@ class AlertmanagerClient:
             log.warning(
                 "no Alertmanager accepted %d alerts; retrying in %.1fs", len(entries), delay
             )
-            await asyncio.sleep(delay)
+            await self.wait(delay)
             delay = min(delay * 2, self.config.backoff_max_s)
 
     async def _post_one(self, url: str, data: bytes) -> bool:
-        timeout = aiohttp.ClientTimeout(total=self.config.post_timeout_s)
+        timeout = aiohttp.ClientTimeout(total=self.timeout_s)
         headers = {"Content-Type": "application/json"}
         try:
             async with self.session.post(url, data=data, headers=headers, timeout=timeout) as r:
@@ -179,6 +196,7 @@ class Bridge:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             metadata_max_age_ms=5000,
+            max_poll_interval_ms=int(config.max_poll_interval_s * 1000),
         )
         self.client: AlertmanagerClient | None = None
         self.pending_commit: dict[TopicPartition, int] = {}
@@ -190,7 +208,9 @@ class Bridge:
         try:
             await self.consumer.start()
             async with aiohttp.ClientSession() as session:
-                self.client = AlertmanagerClient(self.config, session, self.metrics)
+                self.client = AlertmanagerClient(
+                    self.config, session, self.metrics, self.poll_paused
+                )
                 log.info("bridge %s -> %s", self.config.topic, ", ".join(self.config.urls))
                 while True:
                     await self.step()
@@ -229,6 +249,7 @@ class Bridge:
 
     async def catch_up(self, assigned: list[TopicPartition]) -> None:
         """Rebuild the book for newly assigned partitions up to what Alertmanager already has."""
+        self.metrics.assignments.inc()
         until: dict[TopicPartition, int] = {}
         for tp in assigned:
             committed = await self.consumer.committed(tp)
@@ -246,9 +267,27 @@ class Bridge:
         log.info("assigned %s; rebuilt from %d records", sorted(tp.partition for tp in until), n)
         self.resend_at = 0.0  # re-post the firing set at once
 
+    async def poll_paused(self, wait_s: float) -> None:
+        """Spend `wait_s` in `getmany` with every assigned partition paused: the member stays in
+        its group (aiokafka counts time inside `getmany` as polling) and reads nothing new."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            # Re-paused each time: a rebalance meanwhile assigns partitions unpaused.
+            self.consumer.pause(*self.consumer.assignment())
+            left_ms = max(0, int((deadline - time.monotonic()) * 1000))
+            batch = await self.consumer.getmany(timeout_ms=left_ms)
+            for tp, records in batch.items():  # assigned between pause and fetch: read them later
+                self.consumer.seek(tp, records[0].offset)
+            if time.monotonic() >= deadline:
+                return
+
     async def _post(self, entries: list[dict]) -> None:
         assert self.client is not None
-        if await self.client.post(entries):
+        try:
+            failed = await self.client.post(entries)
+        finally:
+            self.consumer.resume(*self.consumer.paused())
+        if failed:
             log.info("Alertmanager accepts posts again; re-posting the firing set")
             self.resend_at = 0.0
 

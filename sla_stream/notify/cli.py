@@ -17,6 +17,7 @@ ENV_VARS = {
     "group_id": "SLA_NOTIFY_GROUP",
     "resend_interval": "SLA_NOTIFY_RESEND_INTERVAL",
     "max_age": "SLA_NOTIFY_MAX_AGE",
+    "max_poll_interval": "SLA_NOTIFY_MAX_POLL_INTERVAL",
     "web_host": "SLA_NOTIFY_WEB_HOST",
     "web_port": "SLA_NOTIFY_WEB_PORT",
 }
@@ -57,6 +58,15 @@ def notify() -> None:
     envvar=ENV_VARS["max_age"],
     help="seconds; older warnings and breaches are not posted (0: no limit)",
 )
+@click.option(
+    "--max-poll-interval",
+    type=click.FloatRange(min=1.0),
+    default=300.0,
+    show_default=True,
+    envvar=ENV_VARS["max_poll_interval"],
+    help="seconds the consumer group waits for a poll before dropping the bridge; it keeps "
+    "polling (its partitions paused) while Alertmanager is down; one post may take half of it",
+)
 @click.option("--web-host", default="127.0.0.1", show_default=True, envvar=ENV_VARS["web_host"])
 @click.option(
     "--web-port",
@@ -72,6 +82,7 @@ def alertmanager(
     group_id: str | None,
     resend_interval: float,
     max_age: float,
+    max_poll_interval: float,
     web_host: str,
     web_port: int,
 ) -> None:
@@ -92,6 +103,7 @@ def alertmanager(
         group_id=group_id or f"{settings.app_id}-notify",
         resend_interval_s=resend_interval,
         max_age_s=max_age or None,
+        max_poll_interval_s=max_poll_interval,
         web_host=web_host,
         web_port=web_port or None,
     )

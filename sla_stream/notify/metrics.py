@@ -19,6 +19,10 @@ class BridgeMetrics:
         self.posts = Counter(
             "sla_notify_posts", "Posts to Alertmanager by result", ["result"], registry=r
         )
+        # Partition assignments received; a rise with no bridge started or stopped is group churn.
+        self.assignments = Counter(
+            "sla_notify_assignments", "Partition assignments this bridge received", registry=r
+        )
         # Alerts currently firing as far as this bridge knows (what it re-posts).
         self.firing = Gauge(
             "sla_notify_firing_alerts", "Alerts the bridge keeps firing", registry=r

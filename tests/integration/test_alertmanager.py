@@ -81,6 +81,7 @@ class BridgeProcess(CliProcess):
     group: str
     log_path: Path
     resend_interval_s: float = 1.0
+    max_poll_interval_s: float | None = None  # the bridge's default when None
     web_port: int = 0
     proc: subprocess.Popen[bytes] | None = None
 
@@ -94,6 +95,8 @@ class BridgeProcess(CliProcess):
         }
         args = ["notify", "alertmanager", "--group", self.group]
         args += ["--resend-interval", str(self.resend_interval_s)]
+        if self.max_poll_interval_s is not None:
+            args += ["--max-poll-interval", str(self.max_poll_interval_s)]
         self.spawn([*args, "--web-port", str(self.web_port)], env)
         return self
 
@@ -199,14 +202,18 @@ class Scene:
             await asyncio.sleep(0.3)
 
 
-async def start_scene(system: System, root: Path, resend_interval_s: float) -> Scene:
+async def start_scene(
+    system: System, root: Path, resend_interval_s: float, max_poll_interval_s: float | None = None
+) -> Scene:
     await system.create_topics()
     await system.put_contracts([am_contract()])
     system.worker("w1").start().wait_ready()
     (root / "am").mkdir()
     am = alertmanager(root / "am", yaml.safe_load(AM_CONFIG.read_text())).start()
     group = f"{system.prefix}notify"
-    bridge = BridgeProcess(system, am.base, group, root / "bridge.log", resend_interval_s)
+    bridge = BridgeProcess(
+        system, am.base, group, root / "bridge.log", resend_interval_s, max_poll_interval_s
+    )
     try:
         bridge.start().wait_assigned(system.partitions)
     except BaseException:
@@ -221,7 +228,9 @@ async def start_scene(system: System, root: Path, resend_interval_s: float) -> S
 async def scene(
     system: System, tmp_path: Path, request: pytest.FixtureRequest
 ) -> AsyncIterator[Scene]:
-    s = await start_scene(system, tmp_path, request.param)
+    """`request.param`: the resend interval, or (resend interval, max poll interval)."""
+    param = request.param if isinstance(request.param, tuple) else (request.param,)
+    s = await start_scene(system, tmp_path, *param)
     try:
         yield s
     finally:
@@ -317,6 +326,8 @@ async def resend_record(system: System, alert: dict[str, Any]) -> None:
 
 async def outage_loses_nothing(scene: Scene) -> None:
     """Alertmanager stops mid-stream: D is met and C warns and breaches meanwhile."""
+    await scene.alerts.wait_for(lambda v: len(v) >= 6, timeout_s=30)  # 4, met, repeat
+    await scene.until_all_committed()  # the repeat's offset too: it is committed after it is read
     before = await committed(scene.system, scene.group)
     consumed = scene.bridge.metric("sla_notify_alerts_consumed_total")
     scene.am.stop()
@@ -381,3 +392,48 @@ async def test_a_restarted_bridge_rebuilds_what_fires_from_the_topic(scene: Scen
             first[key]["startsAt"],
         )
         assert instant(a["endsAt"]) > instant(first[key]["endsAt"])  # re-posted: valid longer
+
+
+MAX_POLL_S = 5.0
+
+
+@pytest.mark.parametrize("scene", [(60.0, MAX_POLL_S)], indirect=True)
+async def test_the_bridge_stays_in_its_group_while_alertmanager_is_down(scene: Scene) -> None:
+    """Down for three max-poll intervals while a post is pending: the bridge keeps polling with
+    its partitions paused, so the group never drops it: one assignment, no record read twice
+    (so none posted twice), no offset committed before Alertmanager is back, nothing lost."""
+    consumed = "sla_notify_alerts_consumed_total"
+    await scene.system.send([opened("INC-H", ago(160), contract="am")])
+    await scene.alerts.wait_for(lambda v: len(v) >= 1, timeout_s=30)
+    await scene.until_active("H's warning", {("SlaWarning", "INC-H", FR)})
+    await scene.until_all_committed()
+    assert scene.bridge.metric("sla_notify_assignments_total") == 1
+    before = await committed(scene.system, scene.group)
+
+    scene.am.stop()
+    await scene.system.send([opened("INC-I", ago(400), contract="am")])
+    await scene.alerts.wait_for(lambda v: len(v) >= 3, timeout_s=30)  # H warning, I x2
+    await until(
+        "the bridge to read I's alerts and fail to post them",
+        lambda: (
+            scene.bridge.metric(consumed, mode="live") == 3
+            and scene.bridge.metric("sla_notify_posts_total", result="failed") >= 1
+        ),
+        scene.logs,
+    )
+    await asyncio.sleep(3 * MAX_POLL_S)  # without polls the group drops the bridge after one
+    assert scene.bridge.metric("sla_notify_posts_total", result="failed") >= 4  # still retrying
+    assert scene.bridge.metric("sla_notify_assignments_total") == 1, scene.logs()
+    assert await committed(scene.system, scene.group) == before
+
+    scene.restart_alertmanager("am")
+    final = {
+        ("SlaWarning", "INC-H", FR),
+        ("SlaWarning", "INC-I", FR),
+        ("SlaBreach", "INC-I", FR),
+    }
+    await scene.until_active("I's alerts after the restart", final)
+    await scene.until_all_committed()
+    assert scene.bridge.metric("sla_notify_assignments_total") == 1, scene.logs()
+    assert scene.bridge.metric(consumed, mode="live") == 3  # each record read once
+    assert scene.bridge.metric(consumed, mode="replayed") == 0

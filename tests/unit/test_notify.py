@@ -5,8 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aiohttp
+
 from sla_stream.core.models import Alert
 from sla_stream.notify.alertmanager import AlertBook, body, labels, to_alertmanager
+from sla_stream.notify.bridge import POST_CHUNK, AlertmanagerClient, BridgeConfig
+from sla_stream.notify.metrics import BridgeMetrics
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 NOW = (T0 + timedelta(hours=1)).timestamp()
@@ -142,3 +146,53 @@ def test_dropping_partitions_forgets_without_resolving() -> None:
 
 def test_at_risk_is_not_routed() -> None:
     assert not AlertBook().apply(alert("at_risk"), 0, NOW)
+
+
+class FakeResponse:
+    def __init__(self, status: int) -> None:
+        self.status = status
+
+    async def text(self) -> str:
+        return ""
+
+    async def __aenter__(self) -> FakeResponse:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+class FlakySession:
+    """Refuses the connection `down` times, then answers 200; records each post's timeout."""
+
+    def __init__(self, down: int) -> None:
+        self.down, self.timeouts = down, []
+
+    def post(self, url: str, **kw: Any) -> FakeResponse:
+        self.timeouts.append(kw["timeout"].total)
+        if self.down:
+            self.down -= 1
+            raise aiohttp.ClientConnectionError("refused")
+        return FakeResponse(200)
+
+
+async def test_the_client_waits_through_its_hook_between_retries_and_chunks() -> None:
+    """The bridge's hook polls its consumer; a client that slept instead would be dropped from
+    its group after max_poll_interval. One attempt is bounded by half that interval."""
+    config = BridgeConfig(
+        urls=("http://127.0.0.1:9093",),
+        bootstrap="-",
+        topic="t",
+        group_id="g",
+        max_poll_interval_s=5.0,
+    )
+    session, waits = FlakySession(down=4), []
+
+    async def wait(seconds: float) -> None:
+        waits.append(seconds)
+
+    client = AlertmanagerClient(config, session, BridgeMetrics(), wait)  # type: ignore[arg-type]
+    assert await client.post([{"labels": {"n": str(i)}} for i in range(POST_CHUNK + 1)])
+    assert waits == [0.5, 1.0, 2.0, 4.0, 0.0]  # four backoffs, then one between the two chunks
+    assert session.timeouts == [2.5] * 6
+    assert not await client.post([{"labels": {}}]) and len(waits) == 5  # accepted at once
