@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 
 def register_site(sla_app: SlaApp, rollups: Rollups) -> Cluster:
     """`/` (dashboard), `/api/v1/dashboard*`, `/api/v1/portal/*` and the members' endpoint."""
-    cluster = Cluster(sla_app, LocalIncidents(sla_app.store, sla_app.contract))
+    recent_s = sla_app.settings.portal_recent_days * 86_400  # what the portal lists
+    cluster = Cluster(sla_app, LocalIncidents(sla_app.store, sla_app.contract, recent_s=recent_s))
     register_cluster_views(sla_app, cluster)
     backend = WorkerBackend(sla_app, cluster)
     register_portal_views(sla_app, cluster)
