@@ -15,6 +15,11 @@ token alone; parameters only narrow inside it:
   so an answer never tells whether another customer's thing exists;
 - an unknown parameter: 400 (a typo must not silently widen or narrow an answer).
 
+Commitments and incidents are served per contract version and per incident, so a contract with
+some versions of another customer shows only the asking customer's. Adherence figures are
+counted per contract, with no customer in them: a contract is served there only when every one
+of its versions is the customer's, and otherwise answers as one that is not theirs (404).
+
 Incidents come from every worker (see `cluster.py`); when a partition has no answer (a
 rebalance, a member down) the answer is 503 with `Retry-After` rather than a partial list a
 syncing portal would take for the truth. "Recent" incidents are those resolved, closed or
@@ -54,6 +59,8 @@ _PARAMS = {
     "adherence": {"contract", "customer", "from", "to", "step", "metric"},
 }
 NOT_FOUND = {"error": "not found"}
+# Endpoints whose figures cover a whole contract (every version, no customer in them).
+_WHOLE_CONTRACT = frozenset({"adherence"})
 
 
 @dataclass(frozen=True)
@@ -89,9 +96,13 @@ def portal_tokens(entries: Iterable[str]) -> TokenSet:
     return TokenSet(credentials)
 
 
-def _owned_versions(record: ContractRecord, customer: str) -> ContractRecord | None:
+def _owned_versions(
+    record: ContractRecord, customer: str, whole: bool = False
+) -> ContractRecord | None:
+    """The contract with only `customer`'s versions; None if it has none, or, with `whole`,
+    if any version is someone else's (a contract-wide figure would include their outcomes)."""
     versions = tuple(v for v in record.versions if v.customer_id == customer)
-    if not versions:
+    if not versions or (whole and len(versions) != len(record.versions)):
         return None
     return (
         record
@@ -144,8 +155,9 @@ class Portal:
         if params.get("customer", customer) != customer:
             return Reply(404, NOT_FOUND)
         owned: dict[str, ContractRecord] = {}
+        whole = endpoint in _WHOLE_CONTRACT
         for record in self.backend.contracts():
-            mine = _owned_versions(record, customer)
+            mine = _owned_versions(record, customer, whole)
             if mine is not None:
                 owned[record.contract_id] = mine
         asked = params.get("contract")
