@@ -116,10 +116,20 @@ def create_app(settings: Settings, bootstrap: str) -> SlaApp:
     def my_partitions() -> set[int]:
         return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == names.events}
 
+    assignments = [0, -1]  # assignments seen, and the one the index was last rebuilt for
+
+    @app.on_partitions_assigned.connect
+    async def on_assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
+        # Rebuild after every assignment, even of the same partitions: while they were away
+        # another worker may have changed their records (and the index of a revoked
+        # partition is stale).
+        assignments[0] += 1
+
     async def ensure_index() -> None:
         assigned = my_partitions()
-        if assigned != store.partitions:
-            resend = store.rebuild(assigned, time.time(), settings.outbox_window_s)
+        if assigned != store.partitions or assignments[0] != assignments[1]:
+            assignments[1] = assignments[0]
+            resend = store.rebuild(assigned, settings.outbox_window_s)
             steps.open_clocks.recount_counts(store.open_slots)  # counted in the same pass
             sent = await steps.publisher.resend(resend)
             log.info(
@@ -144,8 +154,18 @@ def create_app(settings: Settings, bootstrap: str) -> SlaApp:
                 continue
             if event.value is None:  # a tombstone retires the contract
                 contracts.pop(event.message.key, None)
-            else:
-                contracts[event.message.key] = event.value
+                continue
+            try:
+                record = ContractRecord.model_validate_json(event.value)
+                if record.contract_id.encode() != event.message.key:
+                    raise ValueError(f"keyed {event.message.key!r}, not by its contract_id")
+            except ValueError as exc:  # pydantic's ValidationError is a ValueError
+                # `sla-stream contracts apply` validates; a record that is bad anyway must not
+                # replace the terms in force, nor fail every incident that looks it up.
+                log.error("contract record at offset %s refused: %s", event.message.offset, exc)
+                metrics.rejected.labels("invalid_contract").inc()
+                continue
+            contracts[event.message.key] = event.value
 
     @app.timer(settings.tick_interval)
     async def ticker() -> None:

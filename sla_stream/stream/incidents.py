@@ -7,13 +7,14 @@ time explicitly into the core: the event's own instant, or the tick's instant.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sla_stream.core import engine
 from sla_stream.core.errors import InvalidEvent
-from sla_stream.core.models import DeadLetter
+from sla_stream.core.models import DeadLetter, IncidentEvent
 from sla_stream.core.terms import ContractRecord
 from sla_stream.stream.codecs import decode_event
 from sla_stream.stream.metrics import Metrics
@@ -23,6 +24,8 @@ from sla_stream.stream.state import IncidentRecord, IncidentStore
 
 ContractLookup = Callable[[str], ContractRecord | None]
 
+log = logging.getLogger(__name__)
+
 # Ignored steps that are the input's fault go to the dead-letter topic; valid input that changes
 # nothing (a repeat, an event after the incident was closed) is counted by reason.
 DEAD_LETTER_REASONS = frozenset({"unknown_contract_version"})
@@ -30,6 +33,9 @@ COUNTED_REASONS = frozenset({"duplicate", "after_final"})
 # Deletions of expired records per tick and partition: a backfill of old closed incidents can
 # expire many at once, and a tick should not hold the event loop for seconds; the rest wait.
 DELETES_PER_TICK = 500
+# An incident whose step raised (a bug, or a record it cannot read) is tried again this much
+# later rather than on every tick, so one bad record neither floods the log nor stops the rest.
+RETRY_AFTER = timedelta(seconds=60)
 
 
 class IncidentSteps:
@@ -62,6 +68,29 @@ class IncidentSteps:
         except InvalidEvent as exc:
             await self._dead_letter(raw, key, partition, offset, exc.reason, str(exc), exc.field)
             return
+        if key != event.incident_id.encode():
+            # The incident's record lives on the partition of its key: an event keyed otherwise
+            # (or not at all) would start a second, contradicting copy of the incident elsewhere.
+            detail = (
+                f"the message key must be the incident_id {event.incident_id!r} (UTF-8), so "
+                f"every event of an incident reaches one partition; got {key!r}"
+            )
+            await self._dead_letter(raw, key, partition, offset, "wrong_key", detail, "key")
+            return
+        try:
+            refused = await self._apply(event, partition)
+        except Exception as exc:  # a bug or an unreadable record: keep the input, go on
+            log.exception("event %s of %s failed", event.event_id, event.incident_id)
+            refused, detail = "processing_error", f"{type(exc).__name__}: {exc}"
+        else:
+            detail = refused or ""
+        if refused is not None:
+            await self._dead_letter(raw, key, partition, offset, refused, detail, None)
+            return
+        self.metrics.processing.observe(time.perf_counter() - started)
+
+    async def _apply(self, event: IncidentEvent, partition: int) -> str | None:
+        """Apply a decoded event; the dead-letter reason when the engine refuses it."""
         record = self.store.load(event.incident_id)
         previous = record.state if record else None
         # The incident's own contract wins: the engine parks a record of another contract.
@@ -69,42 +98,60 @@ class IncidentSteps:
         contract = self.contracts(contract_id) if contract_id else None
         step = engine.apply(previous, event, contract)
         if step.ignored in DEAD_LETTER_REASONS:
-            await self._dead_letter(raw, key, partition, offset, step.ignored, step.ignored, None)
-            return
+            return step.ignored
         if step.ignored in COUNTED_REASONS:
             self.metrics.rejected.labels(step.ignored).inc()
         else:
             self.metrics.events.labels(event.type).inc()
         await self._commit(partition, event.incident_id, record, step)
-        self.metrics.processing.observe(time.perf_counter() - started)
+        return None
 
     async def on_tick(self, partition: int, now: datetime) -> None:
         started = time.perf_counter()
         for incident_id in self.store.index.pop_due(partition, now):
-            record = self.store.load(incident_id)
-            if record is None or record.state.next_due_at is None:
-                continue
-            if record.state.next_due_at > now:  # a stale heap entry; the live one is later
-                self.store.index.schedule(partition, incident_id, record.state.next_due_at)
-                continue
-            await self._advance(partition, incident_id, record, now)
+            try:
+                await self._fire_due(partition, incident_id, now)
+            except Exception:  # one bad incident must not cost the others their deadlines
+                self._failed(partition, incident_id, now)
         for contract_id in self.store.index.parked_contracts(partition):
             contract = self.contracts(contract_id)
             if contract is None:
                 continue
             for incident_id in self.store.index.unpark(partition, contract_id):
-                record = self.store.load(incident_id)
-                if record is not None and record.state.parked:
-                    await self._advance(partition, incident_id, record, now, contract)
+                try:
+                    record = self.store.load(incident_id)
+                    if record is not None and record.state.parked:
+                        await self._advance(partition, incident_id, record, now, contract)
+                except Exception:
+                    self._failed(partition, incident_id, now)
         self._delete_expired(partition, now)
         self.metrics.parked.set(self.store.index.parked_count())
         self.metrics.tick_seconds.observe(time.perf_counter() - started)
+
+    async def _fire_due(self, partition: int, incident_id: str, now: datetime) -> None:
+        record = self.store.load(incident_id)
+        if record is None or record.state.next_due_at is None:
+            return
+        if record.state.next_due_at > now:  # a stale heap entry; the live one is later
+            self.store.index.schedule(partition, incident_id, record.state.next_due_at)
+            return
+        await self._advance(partition, incident_id, record, now)
+
+    def _failed(self, partition: int, incident_id: str, now: datetime) -> None:
+        """Log a step that raised and try the incident again after `RETRY_AFTER`."""
+        log.exception("tick of incident %s failed; retrying in %s", incident_id, RETRY_AFTER)
+        self.metrics.step_errors.inc()
+        self.store.index.schedule(partition, incident_id, now + RETRY_AFTER)
 
     def _delete_expired(self, partition: int, now: datetime) -> None:
         """Delete records whose retention has passed (`state.expires_at`), checked again against
         the stored record: an incident that opened since it was indexed is no longer expired."""
         for incident_id in self.store.index.pop_expired(partition, now, DELETES_PER_TICK):
-            record = self.store.load(incident_id)
+            try:
+                record = self.store.load(incident_id)
+            except Exception:
+                log.exception("record of %s unreadable; not deleted", incident_id)
+                continue
             if record is None:
                 continue
             expires = self.store.expires_at(record.state)
@@ -135,8 +182,9 @@ class IncidentSteps:
     ) -> None:
         """Persist (one write) then publish; skip the write when nothing changed."""
         if not step.alerts and not step.outcomes:
-            # A repeat, or only the horizon moved: not worth a write.
-            if step.ignored is not None:
+            # A repeat, or only the horizon moved: not worth a write. A clock whose contract
+            # was retired is parked, though: written, so the parked index finds it again.
+            if step.ignored is not None and not (step.ignored == "parked" and record):
                 return
             if record is not None and step.state == record.state:
                 return

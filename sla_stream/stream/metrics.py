@@ -44,6 +44,11 @@ class Metrics:
         self.deleted = Counter(
             "sla_incidents_deleted", "Finished incident records deleted", registry=r
         )
+        # Steps that raised (a bug or an unreadable record); the input is dead-lettered or the
+        # incident's tick retried a minute later.
+        self.step_errors = Counter(
+            "sla_step_errors", "Incident steps that raised an error", registry=r
+        )
         # Incidents waiting for their contract to become known.
         self.parked = Gauge("sla_parked_incidents", "Incidents parked", registry=r)
         # Wall time spent applying one event (decode to publish).

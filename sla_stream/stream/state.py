@@ -6,8 +6,11 @@ record holds the engine state and a short outbox of the effects recent steps pub
 Why an outbox: Faust writes RocksDB in place while the producer sends alerts asynchronously, so a
 SIGKILL can leave a record that already includes a step whose alerts never reached the broker;
 the redelivered event is then a duplicate and would publish nothing. On partition assignment the
-worker re-sends every outbox entry younger than `outbox_window_s` (same ids, so notifiers drop
-repeats) — at-least-once for effects, not only for state.
+worker re-sends every outbox entry written within `outbox_window_s` of the partition's last write
+(same ids, so notifiers drop repeats) — at-least-once for effects, not only for state. The window
+is measured back from that last write, not from the rebuild: a restart that takes longer than
+the window (a slow group join, a restore, a crash-looping pod) still re-sends what the crashed
+worker wrote last.
 """
 
 from __future__ import annotations
@@ -94,23 +97,17 @@ def state_expires_at(state: IncidentState, retention: timedelta | None) -> datet
 
 @dataclass(frozen=True)
 class Summary:
-    """What a rebuild needs of one stored record: its index entries, open clocks, young outbox."""
+    """What a rebuild needs of one stored record: its index entries, open clocks, outbox."""
 
     parked: bool
     contract_id: str | None
     next_due_at: datetime | None
     open_slots: tuple[tuple[str, str], ...]  # (metric, severity) of each running or paused clock
-    resend: tuple[Pending, ...]  # outbox entries young enough to re-send
+    outbox: tuple[dict[str, Any], ...]  # entries as stored (`Pending.to_json`), not yet built
     expires_at: datetime | None = None  # see `expires_at`
 
     @classmethod
-    def of(
-        cls,
-        raw: bytes,
-        now_wall: float,
-        outbox_window_s: float,
-        retention: timedelta | None = None,
-    ) -> Summary:
+    def of(cls, raw: bytes, retention: timedelta | None = None) -> Summary:
         """Read a record without building its engine state.
 
         A rebuild reads every record of the assigned partitions (at 1M open incidents, building
@@ -127,11 +124,6 @@ class Summary:
         slots = () if parked else tuple(
             (c[_METRIC], c[_SEVERITY]) for c in state.get("clocks", ()) if c[_PHASE] in OPEN_PHASES
         )  # fmt: skip
-        young = tuple(
-            Pending.from_json(p)
-            for p in data.get("outbox", ())
-            if now_wall - p["w"] <= outbox_window_s
-        )
         events = state.get("events")
         last = datetime.fromisoformat(events[-1][2]) if events else None
         return cls(
@@ -139,7 +131,7 @@ class Summary:
             state.get("contract_id"),
             None if due is None else datetime.fromisoformat(due),
             slots,
-            young,
+            tuple(data.get("outbox", ())),
             expires_at(state.get("final"), "opened_at" in state, last, retention),
         )
 
@@ -237,24 +229,57 @@ class IncidentStore:
             for key, value in store._visible_items(db):
                 yield partition, bytes(store._decode_key(key)).decode(), store._decode_value(value)
 
-    def rebuild(
-        self, partitions: set[int], now_wall: float, outbox_window_s: float
-    ) -> list[Pending]:
+    def rebuild(self, partitions: set[int], outbox_window_s: float) -> list[Pending]:
         """Rebuild the indexes and `open_slots` for `partitions` in one pass over the records;
-        return the outbox entries young enough to re-send."""
+        return the outbox entries to re-send (see `LastWrites`)."""
         self.partitions = set(partitions)
         self.index = DueIndex()
         self.open_slots = {p: Counter() for p in self.partitions}
-        resend: list[Pending] = []
+        last = LastWrites(outbox_window_s)
         for partition, incident_id, raw in self.items_by_partition():
-            record = Summary.of(raw, now_wall, outbox_window_s, self.retention)
+            record = Summary.of(raw, self.retention)
             if record.parked and record.contract_id is not None:
                 self.index.park(partition, record.contract_id, incident_id)
             self.index.schedule(partition, incident_id, record.next_due_at)
             self.index.schedule_expiry(partition, incident_id, record.expires_at)
             self.open_slots[partition].update(record.open_slots)
-            resend.extend(record.resend)
-        return resend
+            last.add(partition, record.outbox)
+        return last.entries()
+
+
+class LastWrites:
+    """The outbox entries of a partition written within `window_s` of its last write.
+
+    Collected in the rebuild's one pass, in key order (unrelated to time): entries already
+    older than the window before the latest write seen so far are dropped as they come, and the
+    kept list is trimmed again whenever it doubles, so it stays near the true answer's size.
+    """
+
+    def __init__(self, window_s: float) -> None:
+        self.window_s = window_s
+        self.latest: dict[int, float] = {}
+        self.kept: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        self._trim_at: dict[int, int] = {}
+
+    def add(self, partition: int, entries: tuple[dict[str, Any], ...]) -> None:
+        if not entries:
+            return
+        latest = max(self.latest.get(partition, float("-inf")), *(e["w"] for e in entries))
+        self.latest[partition] = latest
+        kept = self.kept[partition]
+        kept.extend(e for e in entries if e["w"] >= latest - self.window_s)
+        if len(kept) > self._trim_at.get(partition, 1024):
+            kept[:] = [e for e in kept if e["w"] >= latest - self.window_s]
+            self._trim_at[partition] = max(1024, 2 * len(kept))
+
+    def entries(self) -> list[Pending]:
+        """Every partition's entries within the window of its last write, oldest first."""
+        out: list[Pending] = []
+        for partition, kept in self.kept.items():
+            cut = self.latest[partition] - self.window_s
+            fresh = sorted((e for e in kept if e["w"] >= cut), key=lambda e: e["w"])
+            out.extend(Pending.from_json(e) for e in fresh)
+        return out
 
 
 def utc_from_wall(seconds: float) -> datetime:

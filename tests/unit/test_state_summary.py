@@ -16,6 +16,7 @@ from sla_stream.stream.open_clocks import open_slots
 from sla_stream.stream.state import (
     DueIndex,
     IncidentRecord,
+    LastWrites,
     Pending,
     Summary,
     expires_at,
@@ -23,7 +24,6 @@ from sla_stream.stream.state import (
 )
 
 NOW_WALL = 1_000_000.0
-WINDOW_S = 30.0
 RETENTION = timedelta(days=90)
 
 
@@ -49,32 +49,30 @@ def stored_records() -> list[bytes]:
 
 def test_summary_of_agrees_with_the_full_decode() -> None:
     records = stored_records()
-    parked = due = slots = resend = expiring = 0
+    parked = due = slots = outbox = expiring = 0
     for raw in records:
         full = IncidentRecord.from_bytes(raw)
-        fast = Summary.of(raw, NOW_WALL, WINDOW_S, RETENTION)
+        fast = Summary.of(raw, RETENTION)
         assert fast.expires_at == state_expires_at(full.state, RETENTION)
-        assert Summary.of(raw, NOW_WALL, WINDOW_S).expires_at is None  # no retention: kept
+        assert Summary.of(raw).expires_at is None  # no retention: kept
         expiring += fast.expires_at is not None
         assert fast.parked == full.state.parked
         assert fast.contract_id == full.state.contract_id
         assert fast.next_due_at == full.state.next_due_at
         assert Counter(fast.open_slots) == open_slots(full.state)
-        young = tuple(p for p in full.outbox if NOW_WALL - p.written_at <= WINDOW_S)
-        assert fast.resend == young
+        assert tuple(Pending.from_json(p) for p in fast.outbox) == full.outbox
         parked += fast.parked
         due += fast.next_due_at is not None
         slots += len(fast.open_slots)
-        resend += len(fast.resend)
-    # The stream exercised every branch: parked, due, open clocks, young and old outbox entries.
-    assert parked and due and slots and resend and expiring
-    assert resend < sum(len(IncidentRecord.from_bytes(r).outbox) for r in records)
+        outbox += len(fast.outbox)
+    # The stream exercised every branch: parked, due, open clocks, outboxes, expiring records.
+    assert parked and due and slots and outbox and expiring
 
 
 def test_summary_of_refuses_an_unknown_state_format() -> None:
     raw = stored_records()[0].replace(b'"v":1', b'"v":99', 1)
     with pytest.raises(ValueError):
-        Summary.of(raw, NOW_WALL, WINDOW_S)
+        Summary.of(raw)
 
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -127,3 +125,30 @@ def test_pop_expired_takes_at_most_the_limit_in_expiry_order_and_leaves_the_rest
     index.drop_partitions({0})
     assert index.pop_expired(1, now, 10) == []
     assert index.pop_expired(0, T0 + timedelta(days=1), 10) == ["later"]
+
+
+def _entry(n: int, written_at: float) -> dict[str, object]:
+    return Pending("alerts", f"INC-{n}", b'{"n":%d}' % n, written_at).to_json()
+
+
+def test_last_writes_keeps_the_window_before_each_partitions_last_write_whatever_the_order() -> (
+    None
+):
+    # Partition 0 last wrote at 1000 (a worker that died long before the rebuild), partition 1
+    # at 5000; the window is 30 s before each. Entries come in key order, unrelated to time,
+    # and many enough to pass the trimming threshold.
+    last = LastWrites(30.0)
+    old = [(0, n, 100.0 + n % 500) for n in range(3000)]
+    recent = [(0, 9001, 975.0), (0, 9002, 1000.0), (0, 9003, 969.0), (1, 9004, 4990.0)]
+    mixed = old[:1500] + recent[:2] + old[1500:] + recent[2:] + [(1, 9005, 5000.0)]
+    for partition, n, w in mixed:
+        last.add(partition, (_entry(n, w),))
+    last.add(1, ())
+    got = [(p.key, p.written_at) for p in last.entries()]
+    assert got == [
+        ("INC-9001", 975.0),
+        ("INC-9002", 1000.0),
+        ("INC-9004", 4990.0),
+        ("INC-9005", 5000.0),
+    ]
+    assert all(len(kept) <= 2048 for kept in last.kept.values())  # trimmed while collecting
