@@ -5,9 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# Bind addresses meaning "every interface": fine to listen on, useless to be reached at.
+WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
 
 
 class Settings(BaseSettings):
@@ -27,8 +31,15 @@ class Settings(BaseSettings):
     partitions: int = Field(default=4, ge=1)
     replication_factor: int = Field(default=1, ge=1)
     data_dir: Path = Path("data")
-    web_host: str = "127.0.0.1"
+    web_host: str = Field(default="127.0.0.1", description="the address the web server binds")
     web_port: int = 6066
+    web_url: str | None = Field(
+        default=None,
+        description="the URL other workers reach this one at (Faust's canonical URL: requests "
+        "for data another worker owns are forwarded to it, and members are told apart by it); "
+        "default http://<SLA_WEB_HOST>:<SLA_WEB_PORT>, or this machine's fully qualified name "
+        "when SLA_WEB_HOST binds every interface (0.0.0.0 or ::)",
+    )
     tick_interval: float = Field(default=0.5, gt=0)
     max_event_bytes: int = Field(default=64 * 1024, gt=0)
     rebalance_timeout: float = Field(
@@ -93,6 +104,18 @@ class Settings(BaseSettings):
         # pydantic's would print a token configured in clear by mistake.
         entries = value.split(",") if isinstance(value, str) else value
         return [e.strip() for e in entries if e.strip()]
+
+    @field_validator("web_url")
+    @classmethod
+    def _web_url_routable(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        url = urlsplit(value)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise ValueError("expected an http(s) URL with a host, like http://worker-1:6066")
+        if url.hostname in WILDCARD_HOSTS:
+            raise ValueError(f"{url.hostname} is not an address another worker can reach")
+        return value.rstrip("/")
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"

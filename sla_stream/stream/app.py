@@ -7,7 +7,9 @@ setting in code with `env={}` so stray variables such as `WEB_PORT` cannot overr
 from __future__ import annotations
 
 import logging
+import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +17,7 @@ import faust
 from faust.types import EventT
 
 from sla_stream.core.terms import ContractRecord
-from sla_stream.settings import Settings
+from sla_stream.settings import WILDCARD_HOSTS, Settings
 from sla_stream.stream.codecs import ContractCache, decode_tick, encode_tick
 from sla_stream.stream.incidents import IncidentSteps
 from sla_stream.stream.metrics import Metrics
@@ -44,6 +46,21 @@ class SlaApp:
         return self.steps.contracts(contract_id)
 
 
+def canonical_url(settings: Settings, fqdn: Callable[[], str] = socket.getfqdn) -> str:
+    """Where other workers reach this one. Faust forwards table-routed requests there and the
+    partition assignor tells members apart by it, so `0.0.0.0` (every worker the same URL, each
+    taking every request as its own) is never used: SLA_WEB_URL, else the bound host, else
+    this machine's fully qualified name (a StatefulSet pod's is its stable DNS name)."""
+    if settings.web_url:
+        return settings.web_url
+    host = settings.web_host
+    if host in WILDCARD_HOSTS:
+        host = fqdn()
+    if ":" in host:  # an IPv6 literal
+        host = f"[{host}]"
+    return f"http://{host}:{settings.web_port}"
+
+
 def faust_settings(settings: Settings, bootstrap: str) -> dict[str, Any]:
     return {
         "broker": f"kafka://{bootstrap}",
@@ -70,6 +87,7 @@ def faust_settings(settings: Settings, bootstrap: str) -> dict[str, Any]:
         "web_bind": settings.web_host,
         "web_host": settings.web_host,
         "web_port": settings.web_port,
+        "canonical_url": canonical_url(settings),
         "web_in_thread": False,
         "worker_redirect_stdouts": False,
         "timezone": "UTC",

@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry
 from sla_stream.notify.cli import DEFAULT_WEB_PORT, ENV_VARS
 from sla_stream.notify.metrics import BridgeMetrics
 from sla_stream.settings import Settings
+from sla_stream.stream.app import canonical_url
 from sla_stream.stream.metrics import Metrics
 from sla_stream.stream.topics import topic_specs
 
@@ -163,6 +164,14 @@ def test_compose_configures_sla_stream_by_sla_variables_only() -> None:
             assert set(env) <= allowed, (name, set(env) - allowed)
             Settings(**{k[4:].lower(): v for k, v in env.items() if k in SETTINGS_VARS})
     assert set(services["topics"]["environment"]) <= SETTINGS_VARS
+
+
+def test_compose_workers_are_reached_by_their_service_names() -> None:
+    services = compose()["services"]
+    for name in ("worker-1", "worker-2"):
+        env = services[name]["environment"]
+        settings = Settings(**{k[4:].lower(): v for k, v in env.items() if k in SETTINGS_VARS})
+        assert canonical_url(settings) == f"http://{name}:{settings.web_port}"
 
 
 def test_compose_bind_mounts_exist() -> None:
@@ -310,7 +319,19 @@ def container_env(container: dict[str, Any]) -> dict[str, str]:
             env.update(maps[source["configMapRef"]["name"]])
         else:
             assert source["secretRef"].get("optional") is True  # secrets are the user's
-    env.update({e["name"]: e["value"] for e in container.get("env", [])})
+    # Downward-API variables (the pod's name) only feed `$(NAME)` references in SLA_* values:
+    # expand them the way the kubelet does, with a stand-in for the pod's own value.
+    downward = {
+        e["name"]: f"<{e['valueFrom']['fieldRef']['fieldPath']}>"
+        for e in container.get("env", [])
+        if "valueFrom" in e
+    }
+    for e in container.get("env", []):
+        if "value" in e:
+            value = e["value"]
+            for name, stand_in in downward.items():
+                value = value.replace(f"$({name})", stand_in)
+            env[e["name"]] = value
     return env
 
 
@@ -346,6 +367,10 @@ def test_the_statefulset_probes_and_ports_match_the_worker() -> None:
     env = container_env(worker)
     settings = Settings(**{k[4:].lower(): v for k, v in env.items()})
     assert settings.web_host == "0.0.0.0"  # probes and scrapes come from outside the pod
+    # ...but peers forward requests to each pod by its own stable name under the headless
+    # service, never to 0.0.0.0 (every pod would take every request as its own).
+    assert settings.web_url == f"http://<metadata.name>.{svc['metadata']['name']}:6066"
+    assert canonical_url(settings) == settings.web_url
     ports = {p["name"]: p["containerPort"] for p in worker["ports"]}
     assert ports == {"web": settings.web_port}
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
@@ -406,3 +431,27 @@ def test_the_dockerfile_builds_the_cli_and_sets_only_sla_variables() -> None:
 @pytest.mark.parametrize("path", ["compose.yaml", "prometheus/alertmanager.yml"])
 def test_yaml_files_parse(path: str) -> None:
     assert yaml.safe_load((DEPLOY / path).read_text())
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, "http://127.0.0.1:6066"),
+        ({"web_host": "10.0.0.7", "web_port": 7000}, "http://10.0.0.7:7000"),
+        ({"web_host": "0.0.0.0"}, "http://node-3.workers.example:6066"),
+        ({"web_host": "::"}, "http://node-3.workers.example:6066"),
+        ({"web_host": "::1"}, "http://[::1]:6066"),
+        (
+            {"web_host": "0.0.0.0", "web_url": "https://sla-1.internal:8443/"},
+            "https://sla-1.internal:8443",
+        ),
+    ],
+)
+def test_the_canonical_url_is_never_a_wildcard_address(env: dict[str, Any], expected: str) -> None:
+    assert canonical_url(Settings(**env), fqdn=lambda: "node-3.workers.example") == expected
+
+
+@pytest.mark.parametrize("url", ["http://0.0.0.0:6066", "worker-1:6066", "ftp://worker-1"])
+def test_a_web_url_no_peer_can_use_is_refused(url: str) -> None:
+    with pytest.raises(ValueError, match="web_url"):
+        Settings(web_url=url)
