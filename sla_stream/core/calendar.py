@@ -129,7 +129,9 @@ class BusinessCalendar:
 
     def is_open(self, at: datetime) -> bool:
         """Whether business time is counting at instant `at`."""
-        return self.next_open(at) == at
+        # Compared as instants: inside a repeated DST hour, Python's `==` on datetimes of
+        # different zones says False for the same instant (PEP 495's fold rules).
+        return to_us(self.next_open(at)) == to_us(at)
 
     # -- internals -------------------------------------------------------------------------
 

@@ -340,6 +340,15 @@ def test_next_open(calendar: BusinessCalendar, at: datetime, expected: datetime)
     assert calendar.is_open(at) == (at == expected)
 
 
+def test_is_open_inside_the_repeated_hour_of_a_dst_change() -> None:
+    # 2026-10-25 00:30Z is 02:30 CEST, the first pass through Berlin's repeated hour.
+    berlin_24x7 = BusinessCalendar.from_dict({"timezone": "Europe/Berlin", "hours": "24x7"})
+    for minutes in (30, 90):  # the first and the second 02:30
+        assert berlin_24x7.is_open(
+            datetime(2026, 10, 25, 0, tzinfo=UTC) + timedelta(minutes=minutes)
+        )
+
+
 def test_add_zero_is_start_even_when_closed() -> None:
     start = t(2026, 3, 7, 12, off=1)  # a Saturday
     assert BERLIN.add(start, 0) == start
