@@ -80,6 +80,9 @@ class Fold:
         )  # fmt: skip
         self.unchanged = False
         self.alerts[body.slot] = body
+        # Announced again (met after a reopen): a later retraction of this slot is a correction,
+        # dated by its cause, not by the earlier removal.
+        self.removed_at.pop(body.slot, None)
         if mark.kind == "warning":
             return
         if mark.kind == "stopped":

@@ -21,6 +21,7 @@ from tests.unit.engine_cases import (
     at,
     event,
     events,
+    name,
     outcome_rows,
     record,
     target,
@@ -323,6 +324,32 @@ def test_alert_ids_count_every_earlier_retraction_of_the_slot() -> None:
     res_outcomes = [o for o in run.outcomes if o.metric == RES and o.withdraws is None]
     assert [o.outcome_id for o in res_outcomes] == [
         alert_ids.outcome_id("INC-1", RES, n) for n in range(3)
+    ]
+
+
+def test_a_correction_after_a_reopen_is_dated_by_its_cause_not_by_the_reopen() -> None:
+    # P1 resolution 4h on 24x7: met at 10:00 (1h), retracted at the reopen 11:00, met again at
+    # 12:00 (2h). A late pause from 11:30 makes it 1h30m, and the late resume at 11:45 1h45m:
+    # each retraction is dated by the event that made the met wrong (rule 13), never by the
+    # reopen that had removed the first met; each corrected met keeps its stop instant, 12:00.
+    run = Run().feed(
+        events(
+            ("Mon 09:00", "opened", {"severity": "P1"}),
+            ("Mon 09:10", "responded"),
+            ("Mon 10:00", "resolved"),
+            ("Mon 11:00", "reopened"),
+            ("Mon 12:00", "resolved"),
+        )
+    )
+    n = len(run.alerts)
+    run.apply(event(6, "Mon 11:30", "status_changed", status="pending_customer"))
+    run.apply(event(7, "Mon 11:45", "status_changed", status="in_progress"))
+    late = [(a.kind, a.metric, a.elapsed_s, name(a.emitted_at)) for a in run.alerts[n:]]
+    assert late == [
+        ("retracted", RES, 7200.0, "Mon 11:30"),
+        ("met", RES, 5400.0, "Mon 12:00"),
+        ("retracted", RES, 5400.0, "Mon 11:45"),
+        ("met", RES, 6300.0, "Mon 12:00"),
     ]
 
 
