@@ -91,7 +91,7 @@ def reports_from_replay(
         tz = contract_zone(record)
         try:
             from_at, to_at = parse_bound(from_text, tz), parse_bound(to_text, tz)
-        except ValueError as exc:
+        except (ValueError, OverflowError) as exc:  # a year past the calendar overflows
             raise ReportError(str(exc)) from exc
         if to_at <= from_at:
             raise ReportError("--to must be after --from")

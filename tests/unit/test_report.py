@@ -123,6 +123,18 @@ def test_unknown_contract_and_missing_contracts_file_are_errors(replay_dir: Path
         reports_from_replay(replay_dir, contracts, "2026-01-01", "2026-02-01", "day", ["nope"])
 
 
+def test_a_bound_past_the_calendar_is_a_clear_error_not_a_traceback(replay_dir: Path) -> None:
+    args = [
+        "--replay-dir",
+        str(replay_dir),
+        "--contracts",
+        str(replay_dir.parent / "contracts.json"),
+    ]
+    r = CliRunner().invoke(main, ["report", *args, "--from", "0001-01-01", "--to", "2026-02-01"])
+    assert r.exit_code == 1 and isinstance(r.exception, SystemExit), r.output
+    assert r.output.startswith("Error:") and "out of range" in r.output
+
+
 def test_withdrawn_lines_in_replay_output_count_once(replay_dir: Path) -> None:
     # The same stream twice (a replay appended to itself) gives the same figures.
     path = replay_dir / "outcomes.jsonl"
