@@ -68,6 +68,28 @@ def prompt_fetches() -> None:
     AIOKafkaConsumerThread._create_worker_consumer = create_worker_consumer  # type: ignore[method-assign]
 
 
+def keep_queued_messages(flow: Any) -> None:
+    """Make `flow.resume()` clear the agents' queues only when it really resumes.
+
+    Faust's flow control clears every stream queue on `resume()`. After a restart that reads a
+    changelog, Faust resumes the flow for that reading, then resumes the stream partitions, seeks
+    them and calls `resume()` again: the events fetched in between and still queued were
+    dropped, their offsets already read, so they were never processed (seen in the SIGKILL test:
+    one event per partition lost, none dead-lettered). The queues are also cleared when a
+    rebalance suspends the flow, so a resume of a flow already running has nothing stale to drop.
+    """
+    if getattr(flow.resume, "keeps_queued", False):
+        return
+    resume = flow.resume
+
+    def resume_if_suspended() -> None:
+        if not flow.is_active():
+            resume()
+
+    resume_if_suspended.keeps_queued = True  # type: ignore[attr-defined]
+    flow.resume = resume_if_suspended
+
+
 def run_worker(settings: Settings, bootstrap: str) -> int:
     """Declare topics, build the app and run it until stopped; returns the exit code."""
     import faust
@@ -78,6 +100,7 @@ def run_worker(settings: Settings, bootstrap: str) -> int:
     prompt_fetches()
     asyncio.set_event_loop(asyncio.new_event_loop())
     sla = create_app(settings, bootstrap)
+    keep_queued_messages(sla.faust.flow_control)
     worker = faust.Worker(sla.faust, loglevel=settings.log_level.upper(), quiet=True)
     # Faust's terminal spinner, at WARNING and above, sets the root logger to DEBUG and adds a
     # handler: every debug call in Faust and aiokafka then built and dispatched a LogRecord
