@@ -327,7 +327,7 @@ def report(load: kit.LoadNote, levels: list[Level], costs: tuple[float, float, i
         "Start → first tick is the worker's start on the data directory: recovery, "
         "assignment and the due-index rebuild.\n\n"
         "What changed: the rebuild used to decode every record into the engine's state twice "
-        "(once for the due index, once for the open-clocks gauge). It now reads the four "
+        "(once for the due index, once for the open-clocks gauge). It now reads the few "
         "fields it needs with one `orjson.loads` per record, in one pass "
         "(`stream/state.py` `Summary`, checked against the full decode in "
         f"`tests/unit/test_state_summary.py`). Measured here on {size:,}-byte records: "

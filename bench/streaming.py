@@ -55,7 +55,7 @@ WHY = (
     "Done in the hot path: Faust's terminal spinner is off in `sla-stream worker` (it set the "
     "root logger to DEBUG, so every debug call in Faust and aiokafka built and dispatched a "
     "log record; the profile line above shows what is left of logging), and the due-index "
-    "rebuild that runs when partitions are assigned reads four fields per record instead of "
+    "rebuild that runs when partitions are assigned reads a few fields per record instead of "
     "decoding every state twice (see Scale). Both are measured before and after in their "
     "commit messages."
 )
