@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -24,14 +23,12 @@ from sla_stream.core.terms import ContractRecord
 from sla_stream.settings import Settings
 from sla_stream.stream.admin import ensure_topics
 from sla_stream.stream.topics import topic_specs
+from tests.integration.programs import LoggedProcess
 
 
-class CliProcess:
-    """Start, read and stop one `sla-stream` subprocess in its own session; needs `log_path`
-    and `proc` on the class that mixes it in."""
-
-    log_path: Path
-    proc: subprocess.Popen[bytes] | None
+class CliProcess(LoggedProcess):
+    """Start one `sla-stream` subprocess in its own session; needs `log_path` and `proc` on the
+    class that mixes it in."""
 
     def spawn(self, args: list[str], env: dict[str, str]) -> None:
         log = self.log_path.open("ab")
@@ -43,22 +40,6 @@ class CliProcess:
             start_new_session=True,
         )
         log.close()
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")[-6000:]
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.kill()
 
 
 @dataclass

@@ -40,8 +40,32 @@ def run_tool(*args: str) -> str:
     return output
 
 
+class LoggedProcess:
+    """Read and stop a subprocess started in its own session with its output in `log_path`;
+    the class that mixes it in provides `log_path` and `proc`."""
+
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")[-6000:]
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
 @dataclass
-class Program:
+class Program(LoggedProcess):
     """A long-running server program with a generated config, its storage in `root`."""
 
     name: str
@@ -80,18 +104,6 @@ class Program:
                 pass
             time.sleep(0.2)
         raise AssertionError(f"{self.name} not ready after {timeout_s}s:\n{self.output()}")
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")[-6000:]
 
     def get_json(self, path: str) -> Any:
         try:
