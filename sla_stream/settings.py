@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Bind addresses meaning "every interface": fine to listen on, useless to be reached at.
@@ -78,6 +78,18 @@ class Settings(BaseSettings):
         description="portal bearer tokens as `<sha256 hex digest>:<customer_id>`, comma-separated "
         "(`sla-stream token hash`); each token sees only its customer's data",
     )
+    viewer_token_hashes: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="viewer tokens (the dashboard and the read APIs) as `<sha256 hex digest>` or "
+        "`<digest>:<name>`, comma-separated (`sla-stream token hash`); unset, the web server "
+        "listens on loopback only, whatever SLA_WEB_HOST says",
+    )
+    cluster_secret: SecretStr | None = Field(
+        default=None,
+        # Its length is checked at startup (web/access.py), by an error that does not echo it.
+        description="shared by every worker of the group and sent on every worker-to-worker "
+        "request (`sla-stream token new` makes one); required with SLA_VIEWER_TOKEN_HASHES",
+    )
     portal_recent_days: float = Field(
         default=30.0, ge=0, description="the portal lists incidents ended at most this long ago"
     )
@@ -97,7 +109,9 @@ class Settings(BaseSettings):
             raise ValueError("must be longer than zero (or `never`)")
         return value
 
-    @field_validator("ingest_token_hashes", "portal_token_hashes", mode="before")
+    @field_validator(
+        "ingest_token_hashes", "portal_token_hashes", "viewer_token_hashes", mode="before"
+    )
     @classmethod
     def _split_token_hashes(cls, value: Any) -> Any:
         # Checked by `web.auth.TokenSet.parse` at startup, whose errors never echo the value:

@@ -26,7 +26,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
@@ -34,6 +34,9 @@ from sla_stream.core.errors import InvalidEvent
 from sla_stream.settings import Settings
 from sla_stream.stream.codecs import decode_event
 from sla_stream.web.auth import TokenSet
+
+if TYPE_CHECKING:
+    from sla_stream.web.access import Routes
 
 PATH = "/api/v1/events"
 
@@ -227,9 +230,11 @@ def _consume(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
-def register_ingest_view(app: Any, settings: Settings, events_topic: str) -> Ingest:
+def register_ingest_view(app: Any, settings: Settings, events_topic: str, routes: Routes) -> Ingest:
     """Add `POST /api/v1/events` to a Faust app's web server; returns its `Ingest`."""
     from faust.web import View
+
+    from sla_stream.web.access import Access
 
     topic = app.topic(
         events_topic,
@@ -262,5 +267,5 @@ def register_ingest_view(app: Any, settings: Settings, events_topic: str) -> Ing
                 headers=reply.headers,
             )
 
-    app.page(PATH, name="ingest_events")(IngestView)
+    routes.page(PATH, Access.INGEST, name="ingest_events")(IngestView)
     return ingest
