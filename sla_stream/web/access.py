@@ -3,7 +3,7 @@
 Routes are added only through `Routes.page` (site.py's docstring shows how), which needs the
 class. The gate is an aiohttp middleware on the worker's web app: it looks up the class of the
 route a request matched before the route's view runs, and a route that declared none answers
-500 instead of serving unchecked (tests/unit/test_web_access.py walks the route table and
+500 instead of serving unchecked (tests/integration/test_web_access.py walks the route table and
 fails on such a route).
 
     open     /healthz, /metrics            none (probes and scrapes; no customer data)
@@ -201,7 +201,9 @@ class Gate:
         if self.keys.viewer.verify(token) is None:
             return _unauthorized(Access.VIEWER, request)
         rest = [(k, v) for k, v in request.query.items() if k != TOKEN_PARAM]
-        response = web.HTTPSeeOther(str(request.rel_url.with_query(rest or None)))
+        response = web.Response(
+            status=303, headers={"Location": str(request.rel_url.with_query(rest or None))}
+        )
         # Lax, not Strict: following a link to the dashboard from elsewhere should stay signed in;
         # every viewer route is a read, so a cross-site request can change nothing.
         response.set_cookie(

@@ -15,7 +15,7 @@ its access class (web/access.py has the table of classes and what each accepts):
   `Access.INGEST` for writes from ticketing systems; `Access.OPEN` only for what carries no
   customer data (probes, scrapes).
 - Never call `app.page` (or add aiohttp routes) directly: the gate answers 500 for a route with
-  no declared class, and tests/unit/test_web_access.py fails on it.
+  no declared class, and tests/integration/test_web_access.py fails on it.
 - A `table_route`d handler is not a route: call it from a declared page, as adherence.py does.
 - A test that adds a route adds its path to the expectations of test_web_access.py.
 """
