@@ -10,11 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import ipaddress
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest_asyncio
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
@@ -24,6 +33,8 @@ from sla_stream.settings import Settings
 from sla_stream.stream.app import SlaApp, create_app
 from sla_stream.web.access import CLUSTER_HEADER, VIEWER_COOKIE, Access
 from sla_stream.web.auth import hash_token
+from tests.integration.harness import System, WorkerProcess
+from tests.integration.test_adherence import scripted_stream, start
 
 VIEWER, PORTAL, INGEST = "viewer-token-1", "portal-token-acme", "ingest-token-1"
 SECRET = "cluster-secret-of-the-group"
@@ -209,3 +220,97 @@ async def test_without_viewer_tokens_viewer_and_cluster_routes_stay_open_on_loop
                 assert response.status == 401  # portal and ingest keep their tokens
     finally:
         await server.close()
+
+
+# -- real workers on the embedded broker --------------------------------------------------------
+
+
+def get(worker: WorkerProcess, path: str, headers: dict[str, str]) -> tuple[int, Any]:
+    request = urllib.request.Request(worker.url(path), headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=15) as response:
+            return response.status, orjson.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, orjson.loads(exc.read() or b"null")
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses with a socket listening on `port` (Linux's /proc/net/tcp{,6})."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                packed = bytes.fromhex(address)
+                # The kernel prints each 32-bit word in host (little-endian) order.
+                words = b"".join(packed[i : i + 4][::-1] for i in range(0, len(packed), 4))
+                found.add(str(ipaddress.ip_address(words)))
+    return found
+
+
+REPORT_ARGS = ["--format", "json", "--from", "2026-Q1", "--to", "2026-Q3", "--step", "quarter"]
+
+
+async def test_two_secured_workers_answer_together_with_the_cluster_secret(
+    make_system: Callable[..., System], tmp_path: Path
+) -> None:
+    system = make_system(
+        extra_env={
+            "SLA_VIEWER_TOKEN_HASHES": f"{hash_token(VIEWER)}:ops",
+            "SLA_CLUSTER_SECRET": SECRET,
+        }
+    )
+    w1, w2 = await start(system, tmp_path, ("w1", "w2"))
+    deadline = time.monotonic() + 90
+    while sorted((w1.partitions() or []) + (w2.partitions() or [])) != list(range(4)):
+        assert time.monotonic() < deadline, f"partitions not split:\n{w1.output()}"
+        await asyncio.sleep(0.5)
+    await system.send(scripted_stream(datetime.now(UTC) - timedelta(seconds=5)))
+    query = "/api/v1/adherence?contract=acme&from=2026-Q1&to=2026-Q3&step=quarter"
+    answers: dict[int, Any] = {}
+    while len(answers) < 2:  # one of the two forwards to the owner (table_route)
+        assert time.monotonic() < deadline + 60, f"no adherence: {answers}\n{w1.output()}"
+        for w in (w1, w2):
+            status, body = get(w, query, BEARER["viewer"])
+            if status == 200 and [m["total"]["denominator"] for m in body["metrics"].values()] == [
+                4,
+                4,
+            ]:
+                answers[w.web_port] = body
+        await asyncio.sleep(0.5)
+    first, second = answers.values()
+    assert first == second
+    for w in (w1, w2):
+        # Open incidents come from both members: every partition answered, with the secret.
+        status, body = get(w, "/api/v1/dashboard", BEARER["viewer"])
+        assert status == 200 and body["open_incidents"]["missing"] == [], body
+        assert body["open_incidents"]["count"] == 1  # F is still open
+        assert get(w, query, {})[0] == 401
+        assert get(w, "/api/v1/cluster/incidents?at=2026-04-01T00:00:00%2B00:00", {})[0] == 401
+        assert get(w, "/healthz", {})[0] == 200
+        assert "1 viewer token(s), cluster secret set" in w.output()
+    # The report command carries a viewer token too.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLA_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "sla_stream.cli", "report", "--url", w2.url(""), *REPORT_ARGS],
+        capture_output=True,
+        timeout=120,
+        env={**env, "SLA_VIEWER_TOKEN": VIEWER},
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    assert orjson.loads(done.stdout) == [first]
+
+
+async def test_a_worker_without_viewer_tokens_listens_on_loopback_only(
+    make_system: Callable[..., System], tmp_path: Path
+) -> None:
+    system = make_system(extra_env={"SLA_WEB_HOST": "0.0.0.0"})
+    await system.create_topics()
+    w = system.worker("w1").start()
+    w.wait_ready()
+    assert listening_addresses(w.web_port) == {"127.0.0.1"}
+    assert "listening on loopback only, 127.0.0.1:" in w.output()
+    assert "(SLA_WEB_HOST=0.0.0.0 ignored)" in w.output()
+    status, body = get(w, "/api/v1/adherence/contracts", {})
+    assert status == 200 and body == {"contracts": []}  # open to local users, as before
