@@ -222,7 +222,12 @@ def _json(body: Any, status: int, headers: Mapping[str, str] | None = None) -> w
 
 
 def _unauthorized(access: Access, request: web.Request) -> web.Response:
-    challenge = f'Bearer realm="sla-stream {access}"'
+    # The realms the portal and ingest views have always answered with.
+    challenge = (
+        'Bearer realm="sla-stream portal"'
+        if access is Access.PORTAL
+        else 'Bearer realm="sla-stream"'
+    )
     if access is not Access.CLUSTER and request.headers.get("Authorization"):
         challenge += ', error="invalid_token"'  # RFC 6750: say why when one was presented
     return _json(
