@@ -52,7 +52,7 @@ def test_errors_name_the_variable_never_the_value() -> None:
             Settings(viewer_token_hashes=f"{HASH},{token_in_clear}", cluster_secret=SECRET)
         )
     assert token_in_clear not in str(caught.value)
-    with pytest.raises(ValueError, match="SLA_PORTAL_TOKEN_HASHES: .*name the customer"):
+    with pytest.raises(ValueError, match=r"SLA_PORTAL_TOKEN_HASHES: .*name the customer"):
         Keys.from_settings(Settings(portal_token_hashes=[HASH]))
 
 
