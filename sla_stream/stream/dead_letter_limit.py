@@ -7,7 +7,8 @@ dead-letter topic. Past `SLA_DEAD_LETTER_MAX_RATIO` dead letters among the last
 topic; ticks keep flowing, so clocks already running still warn and breach on time. It says so
 at ERROR, in `sla_dead_letter_paused` and on `/healthz`, and resumes when told to
 (`POST /api/v1/admin/resume-events`, `sla-stream resume-events`). Messages fetched before the
-pause are still processed (they are never skipped: skipping would commit them unread).
+pause, or by the fetch in flight at the pause (Faust waits up to 1 s for records), are still
+processed: they are never skipped, since skipping would commit them unread.
 
 `DeadLetterWindow` is the pure count; `EventsGate` applies it to Faust's consumer.
 """
