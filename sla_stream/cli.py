@@ -13,6 +13,7 @@ from sla_stream.generate import generate_command
 from sla_stream.importers.cli import import_group
 from sla_stream.notify.cli import notify
 from sla_stream.replay import replay_command
+from sla_stream.web.admin_cli import resume_events_command
 from sla_stream.web.token_cli import token_group
 
 
@@ -74,6 +75,7 @@ main.add_command(import_group)
 main.add_command(report_command)
 main.add_command(token_group)
 main.add_command(notify)
+main.add_command(resume_events_command)
 
 if __name__ == "__main__":
     main()

@@ -19,6 +19,7 @@ from faust.types import EventT
 from sla_stream.core.terms import ContractRecord
 from sla_stream.settings import WILDCARD_HOSTS, Settings
 from sla_stream.stream.codecs import ContractCache, decode_tick, encode_tick
+from sla_stream.stream.dead_letter_limit import DeadLetterWindow, EventsGate
 from sla_stream.stream.incidents import IncidentSteps
 from sla_stream.stream.metrics import Metrics
 from sla_stream.stream.publish import Publisher
@@ -154,6 +155,10 @@ def create_app(settings: Settings, bootstrap: str) -> SlaApp:
         return cache.get(contract_id, contracts.get(contract_id.encode()))
 
     store = IncidentStore(incidents, settings.incident_retention)
+    window = DeadLetterWindow(
+        settings.dead_letter_max_ratio, settings.dead_letter_window, settings.dead_letter_min_count
+    )
+    gate = EventsGate(window, metrics, names.events, lambda: app.consumer)
     steps = IncidentSteps(
         store,
         lookup,
@@ -162,6 +167,8 @@ def create_app(settings: Settings, bootstrap: str) -> SlaApp:
         events_topic=names.events,
         max_event_bytes=settings.max_event_bytes,
         outbox_window_s=settings.outbox_window_s,
+        dead_letter_max_bytes=settings.dead_letter_max_bytes,
+        gate=gate,
     )
 
     def my_partitions() -> set[int]:
@@ -224,9 +231,12 @@ def create_app(settings: Settings, bootstrap: str) -> SlaApp:
         for partition in sorted(my_partitions()):
             await ticks.send(key=None, value=payload, partition=partition)
 
+    from sla_stream.web.admin import register_admin_views
     from sla_stream.web.ingest import register_ingest_view
 
     register_ingest_view(app, settings, names.events, routes)  # POST /api/v1/events
+    # GET/POST /api/v1/admin/resume-events: the dead-letter limit's state, and its resume
+    register_admin_views(routes, gate)
 
     @routes.page("/metrics", Access.OPEN)
     async def metrics_view(web: Any, request: Any) -> Any:
@@ -239,7 +249,9 @@ def create_app(settings: Settings, bootstrap: str) -> SlaApp:
 
     @routes.page("/healthz", Access.OPEN)
     async def health_view(web: Any, request: Any) -> Any:
-        return web.json({"ok": True, "partitions": sorted(store.partitions)})
+        return web.json(
+            {"ok": True, "partitions": sorted(store.partitions), "dead_letters": gate.status()}
+        )
 
     @app.task
     async def announce_web_access() -> None:

@@ -12,6 +12,8 @@ fails on such a route).
     portal   /api/v1/portal/*              a portal token (the view then scopes by customer)
     ingest   POST /api/v1/events           an ingest token
     cluster  /api/v1/cluster/*             the cluster secret
+    admin    /api/v1/admin/*               an admin token (`SLA_ADMIN_TOKEN_HASHES`); with none
+                                           configured, loopback clients only (403 otherwise)
 
 Tokens are known by their SHA-256 only (`SLA_VIEWER_TOKEN_HASHES`, `SLA_PORTAL_TOKEN_HASHES`,
 `SLA_INGEST_TOKEN_HASHES`; see auth.py). A viewer token comes as `Authorization: Bearer`, or in
@@ -43,6 +45,7 @@ from faust.exceptions import SameNode
 from multidict import CIMultiDict
 
 from sla_stream.settings import Settings
+from sla_stream.web.admin import AdminAccess
 from sla_stream.web.auth import TokenSet
 from sla_stream.web.portal import portal_tokens
 
@@ -63,6 +66,7 @@ class Access(StrEnum):
     PORTAL = "portal"
     INGEST = "ingest"
     CLUSTER = "cluster"
+    ADMIN = "admin"
 
 
 def is_loopback(host: str) -> bool:
@@ -95,6 +99,7 @@ class Keys:
     viewer: TokenSet
     portal: TokenSet
     ingest: TokenSet
+    admin: TokenSet
     cluster_secret: bytes | None = field(repr=False)
 
     @classmethod
@@ -116,6 +121,7 @@ class Keys:
             viewer=_parse("SLA_VIEWER_TOKEN_HASHES", settings.viewer_token_hashes, TokenSet.parse),
             portal=_parse("SLA_PORTAL_TOKEN_HASHES", settings.portal_token_hashes, portal_tokens),
             ingest=_parse("SLA_INGEST_TOKEN_HASHES", settings.ingest_token_hashes, TokenSet.parse),
+            admin=_parse("SLA_ADMIN_TOKEN_HASHES", settings.admin_token_hashes, TokenSet.parse),
             cluster_secret=secret.encode() if secret else None,
         )
 
@@ -137,6 +143,7 @@ _CHALLENGE = {
     "once in a browser",
     Access.PORTAL: "a portal token: `Authorization: Bearer <token>`",
     Access.INGEST: "an ingest token: `Authorization: Bearer <token>`",
+    Access.ADMIN: "an admin token: `Authorization: Bearer <token>`",
     Access.CLUSTER: f"the cluster secret in {CLUSTER_HEADER} (worker-to-worker requests only)",
 }
 
@@ -177,6 +184,13 @@ class Gate:
         authorization = request.headers.get("Authorization")
         if access is Access.OPEN:
             return None
+        if access is Access.ADMIN:
+            refused = AdminAccess(keys.admin).refusal(authorization, request.remote)
+            if refused is None:
+                return None
+            if refused.status != 401:  # 403: no admin tokens, and the caller is not on loopback
+                return _json(refused.body, refused.status)
+            return _unauthorized(access, request)
         if access is Access.CLUSTER:
             allowed = keys.is_member(request)
         elif access is Access.PORTAL:

@@ -37,6 +37,7 @@ from tests.integration.harness import System, WorkerProcess
 from tests.integration.test_adherence import scripted_stream, start
 
 VIEWER, PORTAL, INGEST = "viewer-token-1", "portal-token-acme", "ingest-token-1"
+ADMIN = "admin-token-1"
 SECRET = "cluster-secret-of-the-group"
 
 # What a worker serves today; a new route adds itself here (and declares its class).
@@ -51,6 +52,7 @@ EXPECTED = {
     "/api/v1/portal/adherence": Access.PORTAL,
     "/api/v1/events": Access.INGEST,
     "/api/v1/cluster/incidents": Access.CLUSTER,
+    "/api/v1/admin/resume-events": Access.ADMIN,
     "/healthz": Access.OPEN,
     "/metrics": Access.OPEN,
 }
@@ -61,6 +63,7 @@ BEARER = {
         ("viewer", VIEWER),
         ("portal", PORTAL),
         ("ingest", INGEST),
+        ("admin", ADMIN),
         ("wrong", "not-a-token"),
     )
 }
@@ -73,6 +76,7 @@ REFUSED = {
     Access.PORTAL: [{}, BEARER["wrong"], BEARER["viewer"], BEARER["ingest"], MEMBER],
     Access.INGEST: [{}, BEARER["wrong"], BEARER["viewer"], BEARER["portal"], MEMBER],
     Access.CLUSTER: [{}, BEARER["viewer"], NOT_MEMBER, {**BEARER["viewer"], **NOT_MEMBER}],
+    Access.ADMIN: [{}, BEARER["wrong"], BEARER["viewer"], BEARER["ingest"], MEMBER],
     Access.OPEN: [],
 }
 ALLOWED = {
@@ -80,6 +84,7 @@ ALLOWED = {
     Access.PORTAL: [BEARER["portal"]],
     Access.INGEST: [BEARER["ingest"]],
     Access.CLUSTER: [MEMBER],
+    Access.ADMIN: [BEARER["admin"]],
     Access.OPEN: [{}],
 }
 
@@ -108,6 +113,7 @@ def secured_settings(data_dir: Path) -> Settings:
         viewer_token_hashes=[hash_token(VIEWER)],
         portal_token_hashes=[f"{hash_token(PORTAL)}:acme-corp"],
         ingest_token_hashes=[hash_token(INGEST)],
+        admin_token_hashes=[hash_token(ADMIN)],
         cluster_secret=SECRET,
     )
 
