@@ -106,7 +106,7 @@ class Publisher:
                 self.metrics.outcomes.labels(*labels).inc()
 
     def _advance(self, partition: int) -> None:
-        steps = self._inflight[partition]
+        steps = self._inflight.get(partition)  # gone when the partition was revoked meanwhile
         while steps and steps[0].remaining <= 0:
             self._acked[partition] = max(self._acked.get(partition, 0.0), steps[0].written_at)
             steps.popleft()
