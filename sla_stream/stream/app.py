@@ -188,6 +188,7 @@ def create_app(settings: Settings, bootstrap: str) -> SlaApp:
         if assigned != store.partitions or assignments[0] != assignments[1]:
             assignments[1] = assignments[0]
             resend = store.rebuild(assigned, settings.outbox_window_s)
+            steps.publisher.forget(assigned)
             steps.open_clocks.recount_counts(store.open_slots)  # counted in the same pass
             sent = await steps.publisher.resend(resend)
             log.info(

@@ -145,6 +145,7 @@ class IncidentSteps:
                 except Exception:
                     self._failed(partition, incident_id, now)
         self._delete_expired(partition, now)
+        self.store.mark(partition, self.publisher.acked_watermark(partition))
         self.metrics.parked.set(self.store.index.parked_count())
         self.metrics.tick_seconds.observe(time.perf_counter() - started)
 
@@ -180,7 +181,7 @@ class IncidentSteps:
             if expires > now:
                 self.store.index.schedule_expiry(partition, incident_id, expires)
                 continue
-            self.store.delete(incident_id)
+            self.store.delete(incident_id, partition)
             self.metrics.deleted.inc()
 
     async def _advance(
@@ -214,8 +215,11 @@ class IncidentSteps:
             for p in (record.outbox if record else ())
             if now_wall - p.written_at <= self.outbox_window_s
         )
-        sent = await self.publisher.effects(step.alerts, step.outcomes)
-        self.store.save(partition, incident_id, IncidentRecord(step.state, kept + tuple(sent)))
+        # Persist first, publish once the record's changelog record is acknowledged (publish.py).
+        effects = self.publisher.prepare(step.alerts, step.outcomes)
+        record_after = IncidentRecord(step.state, kept + tuple(effects.pending))
+        written = self.store.save(partition, incident_id, record_after)
+        self.publisher.publish_after(partition, written, effects)
         self.open_clocks.change(partition, record.state if record else None, step.state)
 
     async def _dead_letter(

@@ -66,6 +66,11 @@ class Metrics:
         self.step_errors = Counter(
             "sla_step_errors", "Incident steps that raised an error", registry=r
         )
+        # Outbox entries re-sent after a restart or a rebalance (same ids): effects the broker may
+        # not have acknowledged before the worker stopped (see `stream/publish.py`).
+        self.effects_resent = Counter(
+            "sla_effects_resent", "Alerts and outcomes re-sent from the outbox", registry=r
+        )
         # Incidents waiting for their contract to become known.
         self.parked = Gauge("sla_parked_incidents", "Incidents parked", registry=r)
         # Wall time spent applying one event (decode to publish).

@@ -1,11 +1,26 @@
-"""Publish the engine's effects and dead letters; remember what was sent for the outbox."""
+"""Publish the engine's effects and dead letters; remember what was sent for the outbox.
+
+Effects wait for their state: a step's alerts and outcomes are handed to the producer only when
+the changelog record of the incident record that lists them in its outbox is acknowledged. So
+whatever a worker has published, the changelog already holds the state that produced it, and a
+restore anywhere (after a wipe, on another worker) resumes from a state consistent with every
+published id: an outcome id is never derived a second time from an older state, which could give
+it other content. Effects whose changelog record never made it are re-derived from the redelivered
+event after the restore (`checkpoint.py`).
+
+Acknowledgements are tracked per partition as a watermark: every effect written at or before it
+(wall-clock seconds, `Pending.written_at`) has been acknowledged by the broker. The ticker stores
+it in the table (`IncidentStore.mark`), and a restart re-sends only outbox entries after it.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka.errors import MessageSizeTooLargeError
@@ -26,36 +41,105 @@ MAX_KEY_BYTES = 1024
 log = logging.getLogger(__name__)
 
 
+class _Step:
+    """The effects of one step of one partition, counted down as the broker acknowledges them."""
+
+    __slots__ = ("remaining", "written_at")
+
+    def __init__(self, written_at: float, remaining: int) -> None:
+        self.written_at = written_at
+        self.remaining = remaining
+
+
+@dataclass
+class Prepared:
+    """A step's effects as outbox entries, with the metric labels each is counted under."""
+
+    pending: list[Pending] = field(default_factory=list)
+    labels: list[tuple[tuple[str, ...], float | None]] = field(default_factory=list)
+
+
 class Publisher:
     """Sends to the alerts, outcomes and dead-letter topics (Faust topics, raw bytes)."""
 
     def __init__(self, topics: dict[str, Any], metrics: Metrics) -> None:
         self.topics = topics  # role -> faust Topic: "alerts", "outcomes", "dead-letter"
         self.metrics = metrics
+        self._inflight: dict[int, deque[_Step]] = {}
+        self._acked: dict[int, float] = {}  # partition -> acknowledged-effects watermark
 
-    async def effects(self, alerts: Iterable[Alert], outcomes: Iterable[Outcome]) -> list[Pending]:
-        sent: list[Pending] = []
+    @staticmethod
+    def prepare(alerts: Iterable[Alert], outcomes: Iterable[Outcome]) -> Prepared:
+        """The outbox entries of a step's effects, in publishing order; nothing is sent yet."""
         now_wall = time.time()
-        for alert in alerts:
-            value = alert.to_json()
-            await self.topics["alerts"].send(key=alert.incident_id.encode(), value=value)
-            self.metrics.alerts.labels(alert.kind, alert.metric, alert.severity).inc()
-            if alert.kind in LATENESS_KINDS:
-                self.metrics.lateness.observe(max(0.0, now_wall - alert.emitted_at.timestamp()))
-            sent.append(Pending("alerts", alert.incident_id, value, now_wall))
-        for outcome in outcomes:
-            value = outcome.to_json()
-            await self.topics["outcomes"].send(key=outcome.contract_id.encode(), value=value)
-            result = "withdrawn" if outcome.withdraws else ("met" if outcome.met else "breached")
-            self.metrics.outcomes.labels(outcome.metric, outcome.severity, result).inc()
-            sent.append(Pending("outcomes", outcome.contract_id, value, now_wall))
-        return sent
+        prepared = Prepared()
+        for a in alerts:
+            prepared.pending.append(Pending("alerts", a.incident_id, a.to_json(), now_wall))
+            late = a.emitted_at.timestamp() if a.kind in LATENESS_KINDS else None
+            prepared.labels.append(((a.kind, a.metric, a.severity), late))
+        for o in outcomes:
+            prepared.pending.append(Pending("outcomes", o.contract_id, o.to_json(), now_wall))
+            result = "withdrawn" if o.withdraws else ("met" if o.met else "breached")
+            prepared.labels.append(((o.metric, o.severity, result), None))
+        return prepared
+
+    def publish_after(self, partition: int, changelog: Any, prepared: Prepared) -> None:
+        """Send the prepared effects once `changelog` (the future of the record listing them) is
+        acknowledged; never when it failed (the outbox and the redelivered event cover it)."""
+        pending = prepared.pending
+        if not pending:
+            return
+        step = _Step(pending[0].written_at, len(pending))
+        self._inflight.setdefault(partition, deque()).append(step)
+
+        def release(fut: Any) -> None:
+            if not fut.cancelled() and fut.exception() is None:
+                self._send(partition, step, prepared)
+
+        if changelog is None:  # no changelog (an in-memory test table): nothing to wait for
+            self._send(partition, step, prepared)
+        else:
+            changelog.add_done_callback(release)
+
+    def _send(self, partition: int, step: _Step, prepared: Prepared) -> None:
+        def acked(fut: Any) -> None:
+            if fut.cancelled() or fut.exception() is not None:
+                return  # the watermark stays behind: a restart re-sends from the outbox
+            step.remaining -= 1
+            self._advance(partition)
+
+        now_wall = time.time()
+        for p, (labels, due) in zip(prepared.pending, prepared.labels, strict=True):
+            self.topics[p.role].send_soon(key=p.key.encode(), value=p.value, callback=acked)
+            if p.role == "alerts":
+                self.metrics.alerts.labels(*labels).inc()
+                if due is not None:
+                    self.metrics.lateness.observe(max(0.0, now_wall - due))
+            else:
+                self.metrics.outcomes.labels(*labels).inc()
+
+    def _advance(self, partition: int) -> None:
+        steps = self._inflight.get(partition)  # gone when the partition was revoked meanwhile
+        while steps and steps[0].remaining <= 0:
+            self._acked[partition] = max(self._acked.get(partition, 0.0), steps[0].written_at)
+            steps.popleft()
+
+    def acked_watermark(self, partition: int) -> float | None:
+        """Every effect of `partition` written at or before this instant was acknowledged."""
+        return self._acked.get(partition)
+
+    def forget(self, keep: set[int]) -> None:
+        """Drop the tracking of partitions this worker no longer owns."""
+        for index in (self._inflight, self._acked):
+            for p in [p for p in index if p not in keep]:
+                del index[p]
 
     async def resend(self, pending: Iterable[Pending]) -> int:
         count = 0
         for p in pending:
             await self.topics[p.role].send(key=p.key.encode(), value=p.value)
             count += 1
+        self.metrics.effects_resent.inc(count)
         return count
 
     async def dead_letter(self, letter: DeadLetter, key: bytes | None) -> bool:
