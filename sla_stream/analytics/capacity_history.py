@@ -78,12 +78,20 @@ class History:
     zone: ZoneInfo
     incidents: list[IncidentRecord] = field(default_factory=list)
     actors: dict[tuple[str, int], set[str]] = field(default_factory=dict)
+    roster: dict[str, list[int]] | None = None  # declared agents per team per hour of the week
 
     def staffing(self, team: str, hour: int) -> int:
+        """Agents of `team` in the clock hour: the roster's when declared, else distinct actors."""
+        if self.roster is not None:
+            week = self.roster.get(team)
+            return week[hour_of_week(hour_start(hour), self.zone)] if week else 0
         return len(self.actors.get((team, hour), ()))
 
     def desk_staffing(self) -> dict[int, int]:
-        """Distinct actors per hour across every team (an actor in two teams counts once)."""
+        """Agents per hour across every team (an actor in two teams counts once)."""
+        if self.roster is not None:
+            hours = {h for _, h in self.actors} | {hour_index(r.opened_at) for r in self.incidents}
+            return {h: sum(self.staffing(t, h) for t in self.roster) for h in hours}
         per_hour: dict[int, set[str]] = defaultdict(set)
         for (_, hour), ids in self.actors.items():
             per_hour[hour] |= ids

@@ -42,7 +42,7 @@ FEATURES = (
     "team_agents_within_2h",
 )
 MONOTONE = (0, 0, 0, 0, 1, 1, -1, -1, -1, 1, 1)
-TEAM_AGENTS, DESK_AGENTS, TEAM_ARRIVALS, DESK_ARRIVALS = 4, 5, 6, 7
+TEAM_AGENTS, DESK_AGENTS, TEAM_ARRIVALS, DESK_ARRIVALS, TEAM_BACKLOG = 4, 5, 6, 7, 8
 STAFFING_COLUMNS = (4, 9, 10)  # every count of the team's agents: a what-if moves them together
 PRIOR_WEIGHT = 20.0  # pseudo-incidents pulling a small team's rate toward the desk's
 SEVERITY_RANK = {"P1": 1, "P2": 2, "P3": 3, "P4": 4}
@@ -131,6 +131,8 @@ class Load:
         return max(0, int(begun - answered))
 
     def agents_within(self, team: str, hour: int, hours: int) -> int:
+        if self.history.roster is not None:
+            return max(self.history.staffing(team, h) for h in range(hour, hour + hours))
         ids: set[str] = set()
         for h in range(hour, hour + hours):
             ids |= self.history.actors.get((team, h), set())
@@ -164,6 +166,9 @@ def with_agents(rows: np.ndarray, agents: np.ndarray | float) -> np.ndarray:
     """The same incidents had their team had `agents` in every hour that counts (what-if)."""
     changed = rows.copy()
     delta = agents - changed[:, TEAM_AGENTS]
+    # Carry-over backlog is taken to scale inversely with the agents working it off.
+    before = changed[:, STAFFING_COLUMNS[-1]]
+    changed[:, TEAM_BACKLOG] = changed[:, TEAM_BACKLOG] * (before + 1) / (agents + 1)
     for column in STAFFING_COLUMNS:
         changed[:, column] = agents
     changed[:, DESK_AGENTS] = np.maximum(changed[:, DESK_AGENTS] + delta, agents)
