@@ -57,6 +57,9 @@ def cell_curve(fitted: Fitted, rows: np.ndarray, agents: np.ndarray) -> np.ndarr
     """Mean predicted adherence of `rows` at each staffing in `agents`; never decreasing."""
     stacked = np.vstack([with_agents(rows, n) for n in agents])
     predicted = fitted.model.predict(stacked).reshape(len(agents), len(rows)).mean(axis=1)
+    # Nobody answers with no one on duty; the model, which never saw an hour without an agent
+    # on an incident's team, would extrapolate flat from one.
+    predicted[agents <= 0] = 0.0
     return np.maximum.accumulate(predicted)  # exact monotonicity, whatever float rounding does
 
 
