@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from sla_stream import __version__
+from sla_stream.analytics.capacity_cli import capacity
 from sla_stream.analytics.report import report_command
 from sla_stream.contracts_cli import contracts
 from sla_stream.generate import generate_command
@@ -76,6 +77,7 @@ main.add_command(report_command)
 main.add_command(token_group)
 main.add_command(notify)
 main.add_command(resume_events_command)
+main.add_command(capacity)
 
 if __name__ == "__main__":
     main()

@@ -69,6 +69,8 @@ class IncidentEvent(WireModel):
     status: NonEmpty | None = None
     category: str | None = None
     team: str | None = None
+    # Who acted (an agent id, never a system account): staffing is counted from these.
+    actor: NonEmpty | None = None
     source: str | None = None
     attributes: dict[str, Any] = Field(default_factory=dict)
 
