@@ -85,44 +85,34 @@ class Action(StrEnum):
     CANCEL = "cancel"
 
 
-S, F, R = Action.STOP, Action.FOLLOW_STATUS, Action.RETARGET
 # (metric, event type) -> what the event does to that metric's clock, in order; every pair is
 # listed. A metric with no clock (no target at the opening severity) only ever STARTs. A clock
 # that is no longer open (stopped, cancelled) follows nothing.
 TRANSITIONS: dict[tuple[str, str], tuple[Action, ...]] = {
     ("first_response", "opened"): (Action.START,),
-    ("first_response", "responded"): (S,),
-    ("first_response", "status_changed"): (F,),
-    ("first_response", "severity_changed"): (R, F),
-    ("first_response", "resolved"): (S,),
-    ("first_response", "reopened"): (F,),
-    ("first_response", "closed"): (S,),
+    ("first_response", "responded"): (Action.STOP,),
+    ("first_response", "status_changed"): (Action.FOLLOW_STATUS,),
+    ("first_response", "severity_changed"): (Action.RETARGET, Action.FOLLOW_STATUS),
+    ("first_response", "resolved"): (Action.STOP,),
+    ("first_response", "reopened"): (Action.FOLLOW_STATUS,),
+    ("first_response", "closed"): (Action.STOP,),
     ("first_response", "cancelled"): (Action.CANCEL,),
     ("resolution", "opened"): (Action.START,),
-    ("resolution", "responded"): (F,),
-    ("resolution", "status_changed"): (F,),
-    ("resolution", "severity_changed"): (R, F),
-    ("resolution", "resolved"): (S,),
-    ("resolution", "reopened"): (Action.REOPEN, R, F),  # rule 5: under the current severity
-    ("resolution", "closed"): (S,),
+    ("resolution", "responded"): (Action.FOLLOW_STATUS,),
+    ("resolution", "status_changed"): (Action.FOLLOW_STATUS,),
+    ("resolution", "severity_changed"): (Action.RETARGET, Action.FOLLOW_STATUS),
+    ("resolution", "resolved"): (Action.STOP,),
+    ("resolution", "reopened"): (Action.REOPEN, Action.RETARGET, Action.FOLLOW_STATUS),  # rule 5
+    ("resolution", "closed"): (Action.STOP,),
     ("resolution", "cancelled"): (Action.CANCEL,),
 }
-del S, F, R
 # What an event does to the incident itself. `opened` sets everything; a second one nothing.
 SETS_SEVERITY = frozenset({"severity_changed"})
 SETS_STATUS_EVEN_TO_NONE = frozenset({"reopened"})  # rule 5; other events set a status they carry
 FINAL_TYPES = frozenset({"closed", "cancelled"})  # rule 6
 # Rule 10, the tie-break for events at one instant: the order a person would expect them in.
-TYPE_ORDER: dict[str, int] = {
-    "opened": 0,
-    "severity_changed": 1,
-    "status_changed": 2,
-    "responded": 3,
-    "resolved": 4,
-    "reopened": 5,
-    "closed": 6,
-    "cancelled": 7,
-}
+_IN_ORDER = ("opened", "severity_changed", "status_changed", "responded", "resolved", "reopened")
+TYPE_ORDER: dict[str, int] = {t: i for i, t in enumerate((*_IN_ORDER, "closed", "cancelled"))}
 # Alerts of one instant: retractions before the alerts that correct them, clears last.
 ALERT_ORDER = {"retracted": 0, "warning": 1, "breach": 2, "met": 3, "stopped": 4}
 REOPEN_RETRACTS = ("met",)  # rule 5
