@@ -30,7 +30,6 @@ AlertKind = Literal["warning", "breach", "met", "retracted", "stopped", "at_risk
 SEVERITIES: tuple[str, ...] = get_args(Severity)
 METRICS: tuple[str, ...] = get_args(Metric)
 EVENT_TYPES: tuple[str, ...] = get_args(EventType)
-ALERT_KINDS: tuple[str, ...] = get_args(AlertKind)
 
 
 def _rfc3339_only(value: Any) -> Any:

@@ -25,12 +25,11 @@ from typing import Any
 
 import orjson
 
-from sla_stream.core.clock import Clock
+from sla_stream.core.clock import OPEN_PHASES, Clock
 from sla_stream.core.engine import IncidentState
 from sla_stream.core.incident import FORMAT
 from sla_stream.stream.checkpoint import ACKED_KEY, is_marker
 
-OPEN_PHASES = frozenset({"running", "paused"})  # clocks counted by `sla_open_clocks`
 # Where the fields the indexes need sit in a stored clock (a NamedTuple stored as an array).
 _METRIC, _SEVERITY, _PHASE = (Clock._fields.index(f) for f in ("metric", "severity", "phase"))
 
