@@ -18,7 +18,8 @@ from sla_stream.settings import Settings
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help="SLA_DATA_DIR")
 def worker(web_port: int | None, data_dir: Path | None) -> None:
     """Run a worker (starts the embedded broker when SLA_BROKER is unset)."""
-    from sla_stream.stream.worker import broker_for, run_worker
+    from sla_stream.stream.worker import broker_for
+    from sla_stream.worker_app import run_worker
 
     overrides = {k: v for k, v in {"web_port": web_port, "data_dir": data_dir}.items() if v}
     settings = Settings(**overrides)

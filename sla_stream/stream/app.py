@@ -1,15 +1,14 @@
-"""Build the Faust app from settings: topics, tables, the incident agent and the ticker.
+"""The worker's stream side on a Faust app: topics, tables, the incident agent, the ticker and
+the rollups.
 
-`create_app(settings)` wires everything explicitly (no import-time app), passing every Faust
-setting in code with `env={}` so stray variables such as `WEB_PORT` cannot override it.
+`build_stream(app, settings)` declares them on an app built by the composition root
+(`sla_stream/worker_app.py`), which also adds the web routes: nothing here knows of HTTP.
 """
 
 from __future__ import annotations
 
 import logging
-import socket
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,24 +16,22 @@ import faust
 from faust.types import EventT
 
 from sla_stream.core.terms import ContractRecord
-from sla_stream.settings import WILDCARD_HOSTS, Settings
+from sla_stream.settings import Settings
 from sla_stream.stream.codecs import ContractCache, decode_tick, encode_tick
 from sla_stream.stream.dead_letter_limit import DeadLetterWindow, EventsGate
 from sla_stream.stream.incidents import IncidentSteps
 from sla_stream.stream.metrics import Metrics
 from sla_stream.stream.publish import Publisher
-from sla_stream.stream.rollups import register_rollups
+from sla_stream.stream.rollups import Rollups, build_rollups
 from sla_stream.stream.state import IncidentStore, utc_from_wall
 from sla_stream.stream.topics import TopicNames
-from sla_stream.web.access import Access, ClusterRouter, Keys, Routes, bind_host
-from sla_stream.web.site import register_site
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class SlaApp:
-    """The Faust app and the parts tests and web views need to reach."""
+class StreamParts:
+    """What the stream side declared on the app, for the web side and the tests to read."""
 
     settings: Settings
     faust: faust.App
@@ -43,93 +40,15 @@ class SlaApp:
     store: IncidentStore
     contracts_table: Any
     steps: IncidentSteps
-    routes: Routes  # the one way to add a web route (see web/site.py)
+    gate: EventsGate  # the dead-letter limit's pause of the events topic
+    rollups: Rollups
 
     def contract(self, contract_id: str) -> ContractRecord | None:
         return self.steps.contracts(contract_id)
 
 
-def canonical_url(settings: Settings, fqdn: Callable[[], str] = socket.getfqdn) -> str:
-    """Where other workers reach this one. Faust forwards table-routed requests there and the
-    partition assignor tells members apart by it, so `0.0.0.0` (every worker the same URL, each
-    taking every request as its own) is never used: SLA_WEB_URL, else the bound host, else
-    this machine's fully qualified name (a StatefulSet pod's is its stable DNS name)."""
-    if settings.web_url:
-        return settings.web_url
-    host = bind_host(settings)
-    if host in WILDCARD_HOSTS:
-        host = fqdn()
-    if ":" in host:  # an IPv6 literal
-        host = f"[{host}]"
-    return f"http://{host}:{settings.web_port}"
-
-
-def log_web_access(settings: Settings, keys: Keys) -> None:
-    """Say at start who can reach the web server, in one line an operator cannot miss."""
-    where = f"{bind_host(settings)}:{settings.web_port}"
-    if keys.viewer:
-        log.info(
-            "web: listening on %s; %d viewer token(s), cluster secret set; /healthz and /metrics "
-            "are open",
-            where,
-            len(keys.viewer),
-        )
-        return
-    ignored = (
-        ""
-        if bind_host(settings) == settings.web_host
-        else f" (SLA_WEB_HOST={settings.web_host} ignored)"
-    )
-    log.warning(
-        "web: no SLA_VIEWER_TOKEN_HASHES, so listening on loopback only, %s%s; the dashboard "
-        "and read APIs are open to local users. Set SLA_VIEWER_TOKEN_HASHES and "
-        "SLA_CLUSTER_SECRET to serve other machines",
-        where,
-        ignored,
-    )
-
-
-def faust_settings(settings: Settings, bootstrap: str) -> dict[str, Any]:
-    return {
-        "broker": f"kafka://{bootstrap}",
-        "store": "rocksdb://",
-        "datadir": str(settings.data_dir),
-        "env": {},
-        "autodiscover": False,
-        "topic_partitions": settings.partitions,
-        "topic_replication_factor": settings.replication_factor,
-        "topic_disable_leader": True,
-        "topic_allow_declare": True,
-        "table_standby_replicas": settings.standby_replicas,
-        "broker_rebalance_timeout": settings.rebalance_timeout,
-        "broker_session_timeout": max(10.0, settings.rebalance_timeout * 3),
-        "broker_heartbeat_interval": 1.0,
-        # Tansu reports end offsets wrong after multi-record batches; on Kafka keep the check.
-        "recovery_consistency_check": settings.consistency_check,
-        "consumer_auto_offset_reset": "earliest",
-        "producer_linger": settings.producer_linger_s,
-        "stream_buffer_maxsize": settings.stream_buffer_maxsize,
-        "broker_commit_every": settings.commit_every,
-        "broker_commit_interval": settings.commit_interval_s,
-        "web_enabled": True,
-        "web_bind": bind_host(settings),
-        "web_host": bind_host(settings),
-        "web_port": settings.web_port,
-        "canonical_url": canonical_url(settings),
-        "web_in_thread": False,
-        # Faust's own pages (table contents, routing maps) would bypass the access gate.
-        "web_router_enabled": False,
-        "web_tables_enabled": False,
-        "Router": ClusterRouter,  # forwards carry the cluster secret
-        "worker_redirect_stdouts": False,
-        "timezone": "UTC",
-    }
-
-
-def create_app(settings: Settings, bootstrap: str) -> SlaApp:
-    keys = Keys.from_settings(settings)  # before anything starts: a bad token list stops here
-    app = faust.App(settings.app_id, **faust_settings(settings, bootstrap))
-    routes = Routes(app, keys)
+def build_stream(app: faust.App, settings: Settings) -> StreamParts:
+    """Declare the topics, tables, agents and timers of one worker on `app`."""
     names = TopicNames.of(settings)
     metrics = Metrics()
     raw = {"key_serializer": "raw", "value_serializer": "raw"}
@@ -232,33 +151,6 @@ def create_app(settings: Settings, bootstrap: str) -> SlaApp:
         for partition in sorted(my_partitions()):
             await ticks.send(key=None, value=payload, partition=partition)
 
-    from sla_stream.web.admin import register_admin_views
-    from sla_stream.web.ingest import register_ingest_view
-
-    register_ingest_view(app, settings, names.events, routes)  # POST /api/v1/events
-    # GET/POST /api/v1/admin/resume-events: the dead-letter limit's state, and its resume
-    register_admin_views(routes, gate)
-
-    @routes.page("/metrics", Access.OPEN)
-    async def metrics_view(web: Any, request: Any) -> Any:
-        from prometheus_client import generate_latest
-
-        # aiohttp refuses a charset inside content_type; the text format 0.0.4 is UTF-8.
-        return web.bytes(
-            generate_latest(metrics.registry), content_type="text/plain; version=0.0.4"
-        )
-
-    @routes.page("/healthz", Access.OPEN)
-    async def health_view(web: Any, request: Any) -> Any:
-        return web.json(
-            {"ok": True, "partitions": sorted(store.partitions), "dead_letters": gate.status()}
-        )
-
-    @app.task
-    async def announce_web_access() -> None:
-        log_web_access(settings, keys)
-
-    sla_app = SlaApp(settings, app, names, metrics, store, contracts, steps, routes=routes)
-    rollups = register_rollups(sla_app)  # adherence table, rollup agent, gauge, /api/v1/adherence
-    register_site(sla_app, rollups)  # dashboard at /, portal API, incidents across workers
-    return sla_app
+    # adherence table, rollup agent, gauge refresher
+    rollups = build_rollups(app, p, names.outcomes, lookup, metrics.adherence)
+    return StreamParts(settings, app, names, metrics, store, contracts, steps, gate, rollups)

@@ -1,4 +1,4 @@
-"""Run one worker: make sure the broker and topics exist, then hand the loop to Faust."""
+"""The worker process's plumbing: the broker to use, its topics, and two Faust adjustments."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from typing import Any
 
 from sla_stream.broker import EmbeddedBroker, _accepts
 from sla_stream.settings import Settings
-from sla_stream.stream import checkpoint
 from sla_stream.stream.admin import ensure_topics
 from sla_stream.stream.topics import topic_specs
 
@@ -89,25 +88,3 @@ def keep_queued_messages(flow: Any) -> None:
 
     resume_if_suspended.keeps_queued = True  # type: ignore[attr-defined]
     flow.resume = resume_if_suspended
-
-
-def run_worker(settings: Settings, bootstrap: str) -> int:
-    """Declare topics, build the app and run it until stopped; returns the exit code."""
-    import faust
-
-    from sla_stream.stream.app import create_app
-
-    prepare_topics(settings, bootstrap)
-    prompt_fetches()
-    asyncio.set_event_loop(asyncio.new_event_loop())
-    sla = create_app(settings, bootstrap)
-    checkpoint.prepare_tables(sla.faust, settings.data_dir, bootstrap)
-    keep_queued_messages(sla.faust.flow_control)
-    worker = faust.Worker(sla.faust, loglevel=settings.log_level.upper(), quiet=True)
-    # Faust's terminal spinner, at WARNING and above, sets the root logger to DEBUG and adds a
-    # handler: every debug call in Faust and aiokafka then built and dispatched a LogRecord
-    # (2.5-4 % of a busy worker's samples). Our output is a log, not a terminal; no spinner.
-    worker.spinner = None
-    with checkpoint.clean_stop_recorded(settings.data_dir, worker, sla.faust):
-        worker.execute_from_commandline()
-    return 0

@@ -25,8 +25,8 @@ from sla_stream.core.terms import ContractRecord
 from sla_stream.web.access import Access
 
 if TYPE_CHECKING:
-    from sla_stream.stream.app import SlaApp
     from sla_stream.stream.rollups import Rollups
+    from sla_stream.worker_app import SlaApp
 
 PATH = "/api/v1/adherence"
 CONTRACTS_PATH = "/api/v1/adherence/contracts"

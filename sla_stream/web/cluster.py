@@ -29,7 +29,7 @@ from sla_stream.web.access import Access
 from sla_stream.web.open_incidents import IncidentFilter, LocalIncidents
 
 if TYPE_CHECKING:
-    from sla_stream.stream.app import SlaApp
+    from sla_stream.worker_app import SlaApp
 
 log = logging.getLogger(__name__)
 

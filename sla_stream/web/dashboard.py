@@ -42,9 +42,9 @@ from sla_stream.web.dashboard_data import (
 from sla_stream.web.open_incidents import IncidentFilter, at_risk
 
 if TYPE_CHECKING:
-    from sla_stream.stream.app import SlaApp
     from sla_stream.stream.rollups import Rollups
     from sla_stream.web.cluster import Cluster
+    from sla_stream.worker_app import SlaApp
 
 log = logging.getLogger(__name__)
 

@@ -44,8 +44,8 @@ from sla_stream.web.commitments import commitments_json
 from sla_stream.web.open_incidents import IncidentFilter
 
 if TYPE_CHECKING:
-    from sla_stream.stream.app import SlaApp
     from sla_stream.web.cluster import Gathered
+    from sla_stream.worker_app import SlaApp
 
 log = logging.getLogger(__name__)
 

@@ -30,8 +30,8 @@ from sla_stream.web.open_incidents import LocalIncidents
 from sla_stream.web.portal import WorkerBackend, register_portal_views
 
 if TYPE_CHECKING:
-    from sla_stream.stream.app import SlaApp
     from sla_stream.stream.rollups import Rollups
+    from sla_stream.worker_app import SlaApp
 
 
 def register_site(sla_app: SlaApp, rollups: Rollups) -> Cluster:

@@ -30,9 +30,9 @@ from aiohttp.test_utils import TestServer
 
 from sla_stream.broker import free_port
 from sla_stream.settings import Settings
-from sla_stream.stream.app import SlaApp, create_app
 from sla_stream.web.access import CLUSTER_HEADER, VIEWER_COOKIE, Access
 from sla_stream.web.auth import hash_token
+from sla_stream.worker_app import SlaApp, create_app
 from tests.integration.harness import System, WorkerProcess
 from tests.integration.test_adherence import scripted_stream, start
 

@@ -24,9 +24,9 @@ from prometheus_client import CollectorRegistry
 from sla_stream.notify.cli import DEFAULT_WEB_PORT, ENV_VARS
 from sla_stream.notify.metrics import BridgeMetrics
 from sla_stream.settings import Settings
-from sla_stream.stream.app import canonical_url
 from sla_stream.stream.metrics import Metrics
 from sla_stream.stream.topics import topic_specs
+from sla_stream.worker_app import canonical_url
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -84,7 +84,7 @@ def worker_routes() -> frozenset[str]:
     """The paths the worker's web server serves, from the app itself."""
     import tempfile
 
-    from sla_stream.stream.app import create_app
+    from sla_stream.worker_app import create_app
 
     settings = Settings(broker="127.0.0.1:1", data_dir=Path(tempfile.mkdtemp()))
     return frozenset(create_app(settings, "127.0.0.1:1").faust.web.views)
