@@ -28,6 +28,8 @@ from sla_stream.stream.topics import TopicNames
 
 log = logging.getLogger(__name__)
 
+RAW = {"key_serializer": "raw", "value_serializer": "raw"}  # bytes in, bytes out: our codecs
+
 
 @dataclass
 class StreamParts:
@@ -51,14 +53,11 @@ def build_stream(app: faust.App, settings: Settings) -> StreamParts:
     """Declare the topics, tables, agents and timers of one worker on `app`."""
     names = TopicNames.of(settings)
     metrics = Metrics()
-    raw = {"key_serializer": "raw", "value_serializer": "raw"}
     p = settings.partitions
-    source = app.topic(names.events, names.ticks, partitions=p, **raw)
-    ticks = app.topic(names.ticks, partitions=p, **raw)
     outputs = {
-        "alerts": app.topic(names.alerts, partitions=p, **raw),
-        "outcomes": app.topic(names.outcomes, partitions=p, **raw),
-        "dead-letter": app.topic(names.dead_letter, partitions=1, **raw),
+        "alerts": app.topic(names.alerts, partitions=p, **RAW),
+        "outcomes": app.topic(names.outcomes, partitions=p, **RAW),
+        "dead-letter": app.topic(names.dead_letter, partitions=1, **RAW),
     }
     incidents = app.Table("incidents", partitions=p, key_type=bytes, value_type=bytes)
     # Fed by an agent rather than used as the table's changelog: on the embedded broker a
@@ -66,8 +65,6 @@ def build_stream(app: faust.App, settings: Settings) -> StreamParts:
     contracts = app.GlobalTable(
         "contracts", partitions=1, key_type=bytes, value_type=bytes, recovery_buffer_size=1
     )
-    contracts_source = app.topic(names.contracts, partitions=1, **raw)
-
     cache = ContractCache()
 
     def lookup(contract_id: str) -> ContractRecord | None:
@@ -89,30 +86,26 @@ def build_stream(app: faust.App, settings: Settings) -> StreamParts:
         dead_letter_max_bytes=settings.dead_letter_max_bytes,
         gate=gate,
     )
+    declare_incident_agent(app, names, p, steps, settings.tick_interval)
+    declare_contracts_agent(app, names.contracts, contracts, metrics)
+    # adherence table, rollup agent, gauge refresher
+    rollups = build_rollups(app, p, names.outcomes, lookup, metrics.adherence)
+    return StreamParts(settings, app, names, metrics, store, contracts, steps, gate, rollups)
+
+
+def declare_incident_agent(
+    app: faust.App, names: TopicNames, partitions: int, steps: IncidentSteps, tick_s: float
+) -> None:
+    """The incident agent (events and ticks, one step each) and the ticker that feeds it."""
+    source = app.topic(names.events, names.ticks, partitions=partitions, **RAW)
+    ticks = app.topic(names.ticks, partitions=partitions, **RAW)
 
     def my_partitions() -> set[int]:
         return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == names.events}
 
-    assignments = [0, -1]  # assignments seen, and the one the index was last rebuilt for
-
     @app.on_partitions_assigned.connect
     async def on_assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
-        # Rebuild after every assignment, even of the same partitions: while they were away
-        # another worker may have changed their records (and the index of a revoked
-        # partition is stale).
-        assignments[0] += 1
-
-    async def ensure_index() -> None:
-        assigned = my_partitions()
-        if assigned != store.partitions or assignments[0] != assignments[1]:
-            assignments[1] = assignments[0]
-            resend = store.rebuild(assigned, settings.outbox_window_s)
-            steps.publisher.forget(assigned)
-            steps.open_clocks.recount_counts(store.open_slots)  # counted in the same pass
-            sent = await steps.publisher.resend(resend)
-            log.info(
-                "due index rebuilt for partitions %s; re-sent %d effects", sorted(assigned), sent
-            )
+        steps.on_assigned()
 
     @app.agent(source, name="incidents")
     async def incident_agent(stream: Any) -> None:
@@ -120,12 +113,22 @@ def build_stream(app: faust.App, settings: Settings) -> StreamParts:
         async for event in stream.events():
             message = event.message
             if message.topic == names.ticks:
-                await ensure_index()
+                await steps.ensure_index(my_partitions())
                 await steps.on_tick(message.partition, decode_tick(event.value))
             else:
                 await steps.on_event(event.value, message.key, message.partition, message.offset)
 
-    @app.agent(contracts_source, name="contracts")
+    @app.timer(tick_s)
+    async def ticker() -> None:
+        payload = encode_tick(utc_from_wall(time.time()))  # the one place that reads the clock
+        for partition in sorted(my_partitions()):
+            await ticks.send(key=None, value=payload, partition=partition)
+
+
+def declare_contracts_agent(app: faust.App, topic: str, contracts: Any, metrics: Metrics) -> None:
+    """Keep the contracts GlobalTable: every valid record keyed by its own contract id."""
+
+    @app.agent(app.topic(topic, partitions=1, **RAW), name="contracts")
     async def contracts_agent(stream: Any) -> None:
         async for event in stream.events():
             if event.message.key is None:
@@ -144,13 +147,3 @@ def build_stream(app: faust.App, settings: Settings) -> StreamParts:
                 metrics.rejected.labels("invalid_contract").inc()
                 continue
             contracts[event.message.key] = event.value
-
-    @app.timer(settings.tick_interval)
-    async def ticker() -> None:
-        payload = encode_tick(utc_from_wall(time.time()))  # the one place that reads the clock
-        for partition in sorted(my_partitions()):
-            await ticks.send(key=None, value=payload, partition=partition)
-
-    # adherence table, rollup agent, gauge refresher
-    rollups = build_rollups(app, p, names.outcomes, lookup, metrics.adherence)
-    return StreamParts(settings, app, names, metrics, store, contracts, steps, gate, rollups)

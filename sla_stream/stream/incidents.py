@@ -65,6 +65,26 @@ class IncidentSteps:
         self.dead_letter_max_bytes = dead_letter_max_bytes
         self.gate = gate  # the dead-letter limit; None counts nothing
         self.open_clocks = OpenClocks(metrics.open_clocks)
+        self._assignments = 0  # partition assignments seen
+        self._indexed_for = -1  # the assignment the due index was last rebuilt for
+
+    def on_assigned(self) -> None:
+        """A rebalance assigned partitions: the next tick rebuilds the due index, even for the
+        same partitions, since another worker may have changed their records meanwhile (and the
+        index of a revoked partition is stale)."""
+        self._assignments += 1
+
+    async def ensure_index(self, assigned: set[int]) -> None:
+        """Rebuild the due index and the open-clock counts (one pass over the records), and
+        re-send the outbox entries that may not have been acknowledged, once per assignment."""
+        if assigned == self.store.partitions and self._assignments == self._indexed_for:
+            return
+        self._indexed_for = self._assignments
+        resend = self.store.rebuild(assigned, self.outbox_window_s)
+        self.publisher.forget(assigned)
+        self.open_clocks.recount_counts(self.store.open_slots)  # counted in the same pass
+        sent = await self.publisher.resend(resend)
+        log.info("due index rebuilt for partitions %s; re-sent %d effects", sorted(assigned), sent)
 
     async def on_event(
         self, raw: bytes | None, key: bytes | None, partition: int, offset: int
