@@ -103,3 +103,27 @@ def test_the_demo_leaves_no_process_behind(tmp_path: Path, sig: signal.Signals) 
     finally:
         if demo.poll() is None:
             demo.kill()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGKILL])
+def test_a_worker_with_its_embedded_broker_leaves_no_process_behind(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
+    broker_port, web_port, out = free_port(), free_port(), tmp_path / "out.txt"
+    env = {
+        "SLA_EMBEDDED_PORT": str(broker_port),
+        "SLA_WEB_PORT": str(web_port),
+        "SLA_DATA_DIR": str(tmp_path / "data"),
+    }
+    worker = spawn(["worker"], env, out)
+    try:
+        wait_until(lambda: _accepts("127.0.0.1", web_port), 90, "worker not serving", out)
+        children = descendants(worker.pid)
+        assert children, "the worker started no embedded broker"
+        worker.send_signal(sig)
+        worker.wait(40)
+        wait_until(lambda: not _accepts("127.0.0.1", broker_port), 30, "broker port open", out)
+        wait_until(lambda: not any(alive(p) for p in children), 30, "broker alive", out)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
