@@ -47,7 +47,7 @@ def prepare_topics(settings: Settings, bootstrap: str) -> BrokerIdentity:
 
     async def prepare() -> BrokerIdentity:
         await ensure_topics(bootstrap, topic_specs(settings))
-        return await probe_broker(bootstrap)
+        return await probe_broker(bootstrap, settings.app_id)
 
     return asyncio.run(prepare())
 
@@ -126,7 +126,7 @@ def run_worker(settings: Settings, bootstrap: str) -> int:
     sla = create_app(settings, bootstrap)
     keep_queued_messages(sla.faust.flow_control)
     tabledir = Path(sla.faust.conf.tabledir)
-    stale = rebuild_if_stale(tabledir, broker)  # before Faust opens a table
+    stale = rebuild_if_stale(tabledir, broker, settings.app_id)  # before Faust opens a table
     notes = [check_note] if check_note else []
     if stale:
         notes.append(f"rebuilding the local tables in {tabledir} from the changelog: {stale}")
