@@ -27,7 +27,8 @@ def stop_on_signals() -> None:
 
 def die_with_parent(sig: signal.Signals = signal.SIGTERM) -> Callable[[], None] | None:
     """A `subprocess.Popen(preexec_fn=...)` that has the child receive `sig` when this process
-    dies; None where the kernel offers no such thing (not Linux)."""
+    dies; None where the kernel offers no such thing (not Linux). The kernel watches the thread
+    that started the child: start children from the main thread, not from one that ends."""
     if not sys.platform.startswith("linux"):
         return None
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
