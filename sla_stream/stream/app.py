@@ -19,12 +19,14 @@ from faust.types import EventT
 from sla_stream.core.terms import ContractRecord
 from sla_stream.settings import WILDCARD_HOSTS, Settings
 from sla_stream.stream.codecs import ContractCache, decode_tick, encode_tick
+from sla_stream.stream.dead_letter_limit import DeadLetterWindow, EventsGate
 from sla_stream.stream.incidents import IncidentSteps
 from sla_stream.stream.metrics import Metrics
 from sla_stream.stream.publish import Publisher
 from sla_stream.stream.rollups import register_rollups
 from sla_stream.stream.state import IncidentStore, utc_from_wall
 from sla_stream.stream.topics import TopicNames
+from sla_stream.web.access import Access, ClusterRouter, Keys, Routes, bind_host
 from sla_stream.web.site import register_site
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,7 @@ class SlaApp:
     store: IncidentStore
     contracts_table: Any
     steps: IncidentSteps
+    routes: Routes  # the one way to add a web route (see web/site.py)
 
     def contract(self, contract_id: str) -> ContractRecord | None:
         return self.steps.contracts(contract_id)
@@ -53,12 +56,37 @@ def canonical_url(settings: Settings, fqdn: Callable[[], str] = socket.getfqdn) 
     this machine's fully qualified name (a StatefulSet pod's is its stable DNS name)."""
     if settings.web_url:
         return settings.web_url
-    host = settings.web_host
+    host = bind_host(settings)
     if host in WILDCARD_HOSTS:
         host = fqdn()
     if ":" in host:  # an IPv6 literal
         host = f"[{host}]"
     return f"http://{host}:{settings.web_port}"
+
+
+def log_web_access(settings: Settings, keys: Keys) -> None:
+    """Say at start who can reach the web server, in one line an operator cannot miss."""
+    where = f"{bind_host(settings)}:{settings.web_port}"
+    if keys.viewer:
+        log.info(
+            "web: listening on %s; %d viewer token(s), cluster secret set; /healthz and /metrics "
+            "are open",
+            where,
+            len(keys.viewer),
+        )
+        return
+    ignored = (
+        ""
+        if bind_host(settings) == settings.web_host
+        else f" (SLA_WEB_HOST={settings.web_host} ignored)"
+    )
+    log.warning(
+        "web: no SLA_VIEWER_TOKEN_HASHES, so listening on loopback only, %s%s; the dashboard "
+        "and read APIs are open to local users. Set SLA_VIEWER_TOKEN_HASHES and "
+        "SLA_CLUSTER_SECRET to serve other machines",
+        where,
+        ignored,
+    )
 
 
 def faust_settings(settings: Settings, bootstrap: str) -> dict[str, Any]:
@@ -84,18 +112,24 @@ def faust_settings(settings: Settings, bootstrap: str) -> dict[str, Any]:
         "broker_commit_every": settings.commit_every,
         "broker_commit_interval": settings.commit_interval_s,
         "web_enabled": True,
-        "web_bind": settings.web_host,
-        "web_host": settings.web_host,
+        "web_bind": bind_host(settings),
+        "web_host": bind_host(settings),
         "web_port": settings.web_port,
         "canonical_url": canonical_url(settings),
         "web_in_thread": False,
+        # Faust's own pages (table contents, routing maps) would bypass the access gate.
+        "web_router_enabled": False,
+        "web_tables_enabled": False,
+        "Router": ClusterRouter,  # forwards carry the cluster secret
         "worker_redirect_stdouts": False,
         "timezone": "UTC",
     }
 
 
 def create_app(settings: Settings, bootstrap: str) -> SlaApp:
+    keys = Keys.from_settings(settings)  # before anything starts: a bad token list stops here
     app = faust.App(settings.app_id, **faust_settings(settings, bootstrap))
+    routes = Routes(app, keys)
     names = TopicNames.of(settings)
     metrics = Metrics()
     raw = {"key_serializer": "raw", "value_serializer": "raw"}
@@ -121,6 +155,10 @@ def create_app(settings: Settings, bootstrap: str) -> SlaApp:
         return cache.get(contract_id, contracts.get(contract_id.encode()))
 
     store = IncidentStore(incidents, settings.incident_retention)
+    window = DeadLetterWindow(
+        settings.dead_letter_max_ratio, settings.dead_letter_window, settings.dead_letter_min_count
+    )
+    gate = EventsGate(window, metrics, names.events, lambda: app.consumer)
     steps = IncidentSteps(
         store,
         lookup,
@@ -129,6 +167,8 @@ def create_app(settings: Settings, bootstrap: str) -> SlaApp:
         events_topic=names.events,
         max_event_bytes=settings.max_event_bytes,
         outbox_window_s=settings.outbox_window_s,
+        dead_letter_max_bytes=settings.dead_letter_max_bytes,
+        gate=gate,
     )
 
     def my_partitions() -> set[int]:
@@ -148,6 +188,7 @@ def create_app(settings: Settings, bootstrap: str) -> SlaApp:
         if assigned != store.partitions or assignments[0] != assignments[1]:
             assignments[1] = assignments[0]
             resend = store.rebuild(assigned, settings.outbox_window_s)
+            steps.publisher.forget(assigned)
             steps.open_clocks.recount_counts(store.open_slots)  # counted in the same pass
             sent = await steps.publisher.resend(resend)
             log.info(
@@ -191,11 +232,14 @@ def create_app(settings: Settings, bootstrap: str) -> SlaApp:
         for partition in sorted(my_partitions()):
             await ticks.send(key=None, value=payload, partition=partition)
 
+    from sla_stream.web.admin import register_admin_views
     from sla_stream.web.ingest import register_ingest_view
 
-    register_ingest_view(app, settings, names.events)  # POST /api/v1/events
+    register_ingest_view(app, settings, names.events, routes)  # POST /api/v1/events
+    # GET/POST /api/v1/admin/resume-events: the dead-letter limit's state, and its resume
+    register_admin_views(routes, gate)
 
-    @app.page("/metrics")
+    @routes.page("/metrics", Access.OPEN)
     async def metrics_view(web: Any, request: Any) -> Any:
         from prometheus_client import generate_latest
 
@@ -204,11 +248,17 @@ def create_app(settings: Settings, bootstrap: str) -> SlaApp:
             generate_latest(metrics.registry), content_type="text/plain; version=0.0.4"
         )
 
-    @app.page("/healthz")
+    @routes.page("/healthz", Access.OPEN)
     async def health_view(web: Any, request: Any) -> Any:
-        return web.json({"ok": True, "partitions": sorted(store.partitions)})
+        return web.json(
+            {"ok": True, "partitions": sorted(store.partitions), "dead_letters": gate.status()}
+        )
 
-    sla_app = SlaApp(settings, app, names, metrics, store, contracts, steps)
+    @app.task
+    async def announce_web_access() -> None:
+        log_web_access(settings, keys)
+
+    sla_app = SlaApp(settings, app, names, metrics, store, contracts, steps, routes=routes)
     rollups = register_rollups(sla_app)  # adherence table, rollup agent, gauge, /api/v1/adherence
     register_site(sla_app, rollups)  # dashboard at /, portal API, incidents across workers
     return sla_app

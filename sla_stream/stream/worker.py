@@ -12,6 +12,7 @@ from typing import Any
 
 from sla_stream.broker import EmbeddedBroker, _accepts
 from sla_stream.settings import Settings
+from sla_stream.stream import checkpoint
 from sla_stream.stream.admin import ensure_topics
 from sla_stream.stream.local_state import BrokerIdentity, probe_broker, rebuild_if_stale
 from sla_stream.stream.topics import topic_specs
@@ -124,9 +125,10 @@ def run_worker(settings: Settings, bootstrap: str) -> int:
     prompt_fetches()
     asyncio.set_event_loop(asyncio.new_event_loop())
     sla = create_app(settings, bootstrap)
-    keep_queued_messages(sla.faust.flow_control)
     tabledir = Path(sla.faust.conf.tabledir)
     stale = rebuild_if_stale(tabledir, broker, settings.app_id)  # before Faust opens a table
+    checkpoint.prepare_tables(sla.faust, settings.data_dir, bootstrap)
+    keep_queued_messages(sla.faust.flow_control)
     notes = [check_note] if check_note else []
     if stale:
         notes.append(f"rebuilding the local tables in {tabledir} from the changelog: {stale}")
@@ -136,7 +138,8 @@ def run_worker(settings: Settings, bootstrap: str) -> int:
     # handler: every debug call in Faust and aiokafka then built and dispatched a LogRecord
     # (2.5-4 % of a busy worker's samples). Our output is a log, not a terminal; no spinner.
     worker.spinner = None
-    worker.execute_from_commandline()
+    with checkpoint.clean_stop_recorded(settings.data_dir, worker, sla.faust):
+        worker.execute_from_commandline()
     return 0
 
 

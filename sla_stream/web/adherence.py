@@ -22,6 +22,7 @@ from sla_stream.analytics.adherence import Query, contract_zone
 from sla_stream.core.models import METRICS
 from sla_stream.core.periods import STEPS, Step, next_period_start, parse_bound, period_start
 from sla_stream.core.terms import ContractRecord
+from sla_stream.web.access import Access
 
 if TYPE_CHECKING:
     from sla_stream.stream.app import SlaApp
@@ -139,13 +140,13 @@ def register_adherence_views(sla_app: SlaApp, rollups: Rollups, table: Any) -> N
             return _json(view, {"error": str(exc)}, 404)
         return _json(view, rollups.query(query))
 
-    @app.page(PATH)
+    @sla_app.routes.page(PATH, Access.VIEWER)
     async def adherence_view(view: Any, request: Any) -> Any:
         if not request.query.get("contract"):
             return _json(view, {"error": "'contract' is required"}, 400)
         return await owned(view, request)
 
-    @app.page(CONTRACTS_PATH)
+    @sla_app.routes.page(CONTRACTS_PATH, Access.VIEWER)
     async def contracts_view(view: Any, request: Any) -> Any:
         ids = sorted(_text(k) for k in sla_app.contracts_table)
         return _json(view, {"contracts": ids})

@@ -262,12 +262,13 @@ class WorkerBackend:
 
 def register_portal_views(sla_app: SlaApp, cluster: Any) -> Portal:
     """Add the portal endpoints to the worker's web server."""
+    from sla_stream.web.access import Access  # access.py reads portal tokens: import late
+
     settings = sla_app.settings
     tokens = portal_tokens(settings.portal_token_hashes)
     if not len(tokens):
         log.warning("portal: no SLA_PORTAL_TOKEN_HASHES configured; %s/* answers 401", PREFIX)
     portal = Portal(WorkerBackend(sla_app, cluster), tokens, settings.portal_recent_days)
-    app = sla_app.faust
 
     def _send(view: Any, reply: Reply) -> Any:
         return view.bytes(
@@ -287,5 +288,5 @@ def register_portal_views(sla_app: SlaApp, cluster: Any) -> Portal:
 
             return endpoint
 
-        app.page(f"{PREFIX}/{name}", name=f"portal_{name}")(handler())
+        sla_app.routes.page(f"{PREFIX}/{name}", Access.PORTAL, name=f"portal_{name}")(handler())
     return portal
