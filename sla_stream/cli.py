@@ -54,11 +54,12 @@ def broker(host: str, port: int) -> None:
     import signal
 
     from sla_stream.broker import EmbeddedBroker
+    from sla_stream.processes import stop_on_signals
 
-    with EmbeddedBroker(host, port) as b:
+    stop_on_signals()  # SIGTERM and SIGHUP stop the broker as Ctrl-C does
+    with contextlib.suppress(KeyboardInterrupt), EmbeddedBroker(host, port) as b:
         click.echo(f"embedded broker listening on {b.bootstrap} (memory-only; Ctrl-C stops it)")
-        with contextlib.suppress(KeyboardInterrupt):
-            signal.pause()
+        signal.pause()
 
 
 def _register() -> None:

@@ -71,8 +71,9 @@ class Settings(BaseSettings):
     log_level: str = "info"
     recovery_consistency_check: bool | None = Field(
         default=None,
-        description="Faust's recovery check; unset means off on the embedded broker (its end "
-        "offsets are wrong after multi-record batches) and on for any other broker",
+        description="Faust's recovery check; unset means off on the embedded broker, however "
+        "reached (recognised by its cluster id; its end offsets are wrong after multi-record "
+        "batches), and on for any other broker",
     )
     standby_replicas: int = Field(default=1, ge=0)
     outbox_window_s: float = Field(

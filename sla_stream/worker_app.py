@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -20,7 +22,13 @@ import faust
 from sla_stream.settings import WILDCARD_HOSTS, Settings
 from sla_stream.stream import checkpoint
 from sla_stream.stream.app import StreamParts, build_stream
-from sla_stream.stream.worker import keep_queued_messages, prepare_topics, prompt_fetches
+from sla_stream.stream.local_state import rebuild_if_stale
+from sla_stream.stream.worker import (
+    keep_queued_messages,
+    prepare_topics,
+    prompt_fetches,
+    recovery_check_for,
+)
 from sla_stream.web.access import Access, ClusterRouter, Keys, Routes, bind_host
 from sla_stream.web.adherence import register_adherence_views
 from sla_stream.web.admin import register_admin_views
@@ -158,15 +166,20 @@ def register_web(sla_app: SlaApp, keys: Keys) -> None:
 
 def run_worker(settings: Settings, bootstrap: str) -> int:
     """Declare topics, build the app and run it until stopped; returns the exit code."""
-    import faust
-
-    prepare_topics(settings, bootstrap)
+    broker = prepare_topics(settings, bootstrap)
+    settings, check_note = recovery_check_for(settings, broker)
     prompt_fetches()
     asyncio.set_event_loop(asyncio.new_event_loop())
     sla = create_app(settings, bootstrap)
+    tabledir = Path(sla.faust.conf.tabledir)
+    stale = rebuild_if_stale(tabledir, broker, settings.app_id)  # before Faust opens a table
     checkpoint.prepare_tables(sla.faust, settings.data_dir, bootstrap)
     keep_queued_messages(sla.faust.flow_control)
-    worker = faust.Worker(sla.faust, loglevel=settings.log_level.upper(), quiet=True)
+    notes = [check_note] if check_note else []
+    if stale:
+        notes.append(f"rebuilding the local tables in {tabledir} from the changelog: {stale}")
+    worker = worker_class()(sla.faust, loglevel=settings.log_level.upper(), quiet=True)
+    worker.notes = notes
     # Faust's terminal spinner, at WARNING and above, sets the root logger to DEBUG and adds a
     # handler: every debug call in Faust and aiokafka then built and dispatched a LogRecord
     # (2.5-4 % of a busy worker's samples). Our output is a log, not a terminal; no spinner.
@@ -174,3 +187,23 @@ def run_worker(settings: Settings, bootstrap: str) -> int:
     with checkpoint.clean_stop_recorded(settings.data_dir, worker, sla.faust):
         worker.execute_from_commandline()
     return 0
+
+
+def worker_class() -> type[Any]:
+    """Faust's worker, stopping on SIGHUP as on SIGTERM (a closed terminal), and logging the
+    start-up decisions taken before Faust had set up logging."""
+    import faust
+
+    class SlaWorker(faust.Worker):  # type: ignore[misc]
+        notes: list[str] = []
+
+        async def on_execute(self) -> None:
+            await super().on_execute()
+            for note in self.notes:
+                log.warning(note)
+
+        def _install_signal_handlers_unix(self) -> None:
+            super()._install_signal_handlers_unix()
+            self.loop.add_signal_handler(signal.SIGHUP, self._on_sigterm)
+
+    return SlaWorker

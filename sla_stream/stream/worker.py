@@ -11,6 +11,7 @@ from typing import Any
 from sla_stream.broker import EmbeddedBroker, _accepts
 from sla_stream.settings import Settings
 from sla_stream.stream.admin import ensure_topics
+from sla_stream.stream.local_state import BrokerIdentity, probe_broker
 from sla_stream.stream.topics import topic_specs
 
 EMBEDDED_HOST = "127.0.0.1"
@@ -39,8 +40,30 @@ def broker_for(settings: Settings) -> Iterator[str]:
         yield broker.bootstrap
 
 
-def prepare_topics(settings: Settings, bootstrap: str) -> None:
-    asyncio.run(ensure_topics(bootstrap, topic_specs(settings)))
+def prepare_topics(settings: Settings, bootstrap: str) -> BrokerIdentity:
+    """Declare the topics; returns what the broker says it is."""
+
+    async def prepare() -> BrokerIdentity:
+        await ensure_topics(bootstrap, topic_specs(settings))
+        return await probe_broker(bootstrap, settings.app_id)
+
+    return asyncio.run(prepare())
+
+
+def recovery_check_for(settings: Settings, broker: BrokerIdentity) -> tuple[Settings, str | None]:
+    """Turn Faust's recovery consistency check off on the embedded broker however it is reached
+    (`SLA_BROKER` pointing at `sla-stream broker`): its wrong end offsets make the check fail
+    every restart after a SIGKILL (`ConsistencyError`). An explicit setting wins."""
+    if settings.recovery_consistency_check is not None or not broker.embedded:
+        return settings, None
+    if settings.embedded:  # started here: already off
+        return settings, None
+    note = (
+        f"{broker.bootstrap} is the embedded broker (cluster id {broker.cluster_id}): "
+        "Faust's recovery consistency check is off, as its end offsets are wrong after "
+        "multi-record batches"
+    )
+    return settings.model_copy(update={"recovery_consistency_check": False}), note
 
 
 # Faust creates its consumer with `fetch_max_wait_ms=1500`, hard-coded. The embedded broker

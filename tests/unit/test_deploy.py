@@ -27,6 +27,7 @@ from sla_stream.settings import Settings
 from sla_stream.stream.metrics import Metrics
 from sla_stream.stream.topics import topic_specs
 from sla_stream.worker_app import canonical_url
+from tests.system_programs import require
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -108,15 +109,13 @@ def of_kind(kind: str) -> list[dict[str, Any]]:
 
 
 def compose_cli() -> list[str]:
-    """The compose CLI: Docker's plugin if present, else Debian's docker-compose (CI has it)."""
+    """The compose CLI: Docker's plugin if present, else Debian's docker-compose."""
     docker = shutil.which("docker")
     if docker:
         done = subprocess.run([docker, "compose", "version"], capture_output=True, timeout=30)
         if done.returncode == 0:
             return [docker, "compose"]
-    legacy = shutil.which("docker-compose")
-    assert legacy, "neither `docker compose` nor docker-compose is installed (.ci/run installs it)"
-    return [legacy]
+    return [require("docker-compose")]
 
 
 def test_compose_config_parses_with_a_real_compose_cli() -> None:
