@@ -21,7 +21,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from sla_stream.notify.cli import DEFAULT_WEB_PORT, ENV_VARS
+from sla_stream.cli.notify import DEFAULT_WEB_PORT, ENV_VARS
 from sla_stream.notify.metrics import BridgeMetrics
 from sla_stream.settings import Settings
 from sla_stream.stream.metrics import Metrics
