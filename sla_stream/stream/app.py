@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,8 +50,11 @@ class StreamParts:
         return self.steps.contracts(contract_id)
 
 
-def build_stream(app: faust.App, settings: Settings) -> StreamParts:
-    """Declare the topics, tables, agents and timers of one worker on `app`."""
+def build_stream(
+    app: faust.App, settings: Settings, wall: Callable[[], float] = time.time
+) -> StreamParts:
+    """Declare the topics, tables, agents and timers of one worker on `app`; `wall` is the
+    wall clock (epoch seconds), the only one the worker reads."""
     names = TopicNames.of(settings)
     metrics = Metrics()
     p = settings.partitions
@@ -78,7 +82,7 @@ def build_stream(app: faust.App, settings: Settings) -> StreamParts:
     steps = IncidentSteps(
         store,
         lookup,
-        Publisher(outputs, metrics),
+        Publisher(outputs, metrics, wall),
         metrics,
         events_topic=names.events,
         max_event_bytes=settings.max_event_bytes,
@@ -86,7 +90,7 @@ def build_stream(app: faust.App, settings: Settings) -> StreamParts:
         dead_letter_max_bytes=settings.dead_letter_max_bytes,
         gate=gate,
     )
-    declare_incident_agent(app, names, p, steps, settings.tick_interval)
+    declare_incident_agent(app, names, p, steps, settings.tick_interval, wall)
     declare_contracts_agent(app, names.contracts, contracts, metrics)
     # adherence table, rollup agent, gauge refresher
     rollups = build_rollups(app, p, names.outcomes, lookup, metrics.adherence)
@@ -94,7 +98,12 @@ def build_stream(app: faust.App, settings: Settings) -> StreamParts:
 
 
 def declare_incident_agent(
-    app: faust.App, names: TopicNames, partitions: int, steps: IncidentSteps, tick_s: float
+    app: faust.App,
+    names: TopicNames,
+    partitions: int,
+    steps: IncidentSteps,
+    tick_s: float,
+    wall: Callable[[], float],
 ) -> None:
     """The incident agent (events and ticks, one step each) and the ticker that feeds it."""
     source = app.topic(names.events, names.ticks, partitions=partitions, **RAW)
@@ -120,7 +129,7 @@ def declare_incident_agent(
 
     @app.timer(tick_s)
     async def ticker() -> None:
-        payload = encode_tick(utc_from_wall(time.time()))  # the one place that reads the clock
+        payload = encode_tick(utc_from_wall(wall()))  # time enters the stream here
         for partition in sorted(my_partitions()):
             await ticks.send(key=None, value=payload, partition=partition)
 

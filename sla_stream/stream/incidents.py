@@ -20,6 +20,7 @@ from sla_stream.stream.codecs import decode_event
 from sla_stream.stream.dead_letter_limit import EventsGate
 from sla_stream.stream.metrics import Metrics
 from sla_stream.stream.open_clocks import OpenClocks
+from sla_stream.stream.outbox import trim
 from sla_stream.stream.publish import Publisher
 from sla_stream.stream.state import IncidentRecord, IncidentStore
 
@@ -229,12 +230,7 @@ class IncidentSteps:
                 return
             if record is not None and step.state == record.state:
                 return
-        now_wall = time.time()
-        kept = tuple(
-            p
-            for p in (record.outbox if record else ())
-            if now_wall - p.written_at <= self.outbox_window_s
-        )
+        kept = trim(record.outbox if record else (), self.publisher.wall(), self.outbox_window_s)
         # Persist first, publish once the record's changelog record is acknowledged (publish.py).
         effects = self.publisher.prepare(step.alerts, step.outcomes)
         record_after = IncidentRecord(step.state, kept + tuple(effects.pending))

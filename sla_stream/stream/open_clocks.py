@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from sla_stream.core.engine import IncidentState
-from sla_stream.stream.state import OPEN_PHASES, IncidentRecord
+from sla_stream.stream.state import OPEN_PHASES
 
 Slot = tuple[str, str]  # (metric, severity)
 
@@ -57,10 +57,6 @@ class OpenClocks:
         self.by_partition = {p: Counter(c) for p, c in by_partition.items()}
         for slot in before.keys() | self.total().keys():
             self._show(slot)
-
-    def recount_records(self, records: Iterable[tuple[int, str, bytes]]) -> None:
-        """`recount` from the store's raw (partition, incident id, record) triples."""
-        self.recount((p, IncidentRecord.from_bytes(raw).state) for p, _, raw in records)
 
     def total(self) -> Counter[Slot]:
         out: Counter[Slot] = Counter()

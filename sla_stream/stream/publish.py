@@ -19,7 +19,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +27,7 @@ from aiokafka.errors import MessageSizeTooLargeError
 
 from sla_stream.core.models import Alert, DeadLetter, Outcome
 from sla_stream.stream.metrics import Metrics
-from sla_stream.stream.state import Pending
+from sla_stream.stream.outbox import Pending
 
 LATENESS_KINDS = frozenset({"warning", "breach"})
 # A dead letter is delivered or logged as lost: tries, the first backoff (doubled each time)
@@ -62,16 +62,18 @@ class Prepared:
 class Publisher:
     """Sends to the alerts, outcomes and dead-letter topics (Faust topics, raw bytes)."""
 
-    def __init__(self, topics: dict[str, Any], metrics: Metrics) -> None:
+    def __init__(
+        self, topics: dict[str, Any], metrics: Metrics, wall: Callable[[], float] = time.time
+    ) -> None:
         self.topics = topics  # role -> faust Topic: "alerts", "outcomes", "dead-letter"
         self.metrics = metrics
+        self.wall = wall  # the wall clock, epoch seconds (injected by `build_stream`)
         self._inflight: dict[int, deque[_Step]] = {}
         self._acked: dict[int, float] = {}  # partition -> acknowledged-effects watermark
 
-    @staticmethod
-    def prepare(alerts: Iterable[Alert], outcomes: Iterable[Outcome]) -> Prepared:
+    def prepare(self, alerts: Iterable[Alert], outcomes: Iterable[Outcome]) -> Prepared:
         """The outbox entries of a step's effects, in publishing order; nothing is sent yet."""
-        now_wall = time.time()
+        now_wall = self.wall()
         prepared = Prepared()
         for a in alerts:
             prepared.pending.append(Pending("alerts", a.incident_id, a.to_json(), now_wall))
@@ -108,7 +110,7 @@ class Publisher:
             step.remaining -= 1
             self._advance(partition)
 
-        now_wall = time.time()
+        now_wall = self.wall()
         for p, (labels, due) in zip(prepared.pending, prepared.labels, strict=True):
             self.topics[p.role].send_soon(key=p.key.encode(), value=p.value, callback=acked)
             if p.role == "alerts":

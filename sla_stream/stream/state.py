@@ -29,31 +29,10 @@ from sla_stream.core.clock import OPEN_PHASES, Clock
 from sla_stream.core.engine import IncidentState
 from sla_stream.core.incident import FORMAT
 from sla_stream.stream.checkpoint import ACKED_KEY, is_marker
+from sla_stream.stream.outbox import LastWrites, Pending
 
 # Where the fields the indexes need sit in a stored clock (a NamedTuple stored as an array).
 _METRIC, _SEVERITY, _PHASE = (Clock._fields.index(f) for f in ("metric", "severity", "phase"))
-
-
-@dataclass(frozen=True)
-class Pending:
-    """One published effect remembered in the outbox: topic role, key and JSON value."""
-
-    role: str  # "alerts" or "outcomes"
-    key: str
-    value: bytes
-    written_at: float  # wall-clock seconds, only ever compared with another wall-clock reading
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "r": self.role,
-            "k": self.key,
-            "v": orjson.Fragment(self.value),
-            "w": self.written_at,
-        }
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> Pending:
-        return cls(d["r"], d["k"], orjson.dumps(d["v"]), d["w"])
 
 
 @dataclass(frozen=True)
@@ -106,10 +85,16 @@ class Summary:
     open_slots: tuple[tuple[str, str], ...]  # (metric, severity) of each running or paused clock
     outbox: tuple[dict[str, Any], ...]  # entries as stored (`Pending.to_json`), not yet built
     expires_at: datetime | None = None  # see `expires_at`
+    # What a listing decides from (web/open_incidents.py `shown_until`):
+    evaluated: bool = False
+    final: str | None = None
+    phases: tuple[tuple[str, str], ...] = ()  # (metric, phase) of every clock
+    last_event_at: datetime | None = None
 
     @classmethod
     def of(cls, raw: bytes, retention: timedelta | None = None) -> Summary:
-        """Read a record without building its engine state.
+        """Read a record without building its engine state: the one reader of the stored
+        format besides `IncidentRecord.from_bytes`.
 
         A rebuild reads every record of the assigned partitions (at 1M open incidents, building
         each state, twice, took minutes); the index needs a few fields. The stored state format
@@ -126,14 +111,19 @@ class Summary:
             (c[_METRIC], c[_SEVERITY]) for c in state.get("clocks", ()) if c[_PHASE] in OPEN_PHASES
         )  # fmt: skip
         events = state.get("events")
-        last = datetime.fromisoformat(events[-1][2]) if events else None
+        last = datetime.fromisoformat(events[-1][2]) if events else None  # events are sorted
+        final = state.get("final")
         return cls(
             parked,
             state.get("contract_id"),
             None if due is None else datetime.fromisoformat(due),
             slots,
             tuple(data.get("outbox", ())),
-            expires_at(state.get("final"), "opened_at" in state, last, retention),
+            expires_at(final, "opened_at" in state, last, retention),
+            evaluated=bool(state.get("evaluated")),
+            final=final,
+            phases=tuple((c[_METRIC], c[_PHASE]) for c in state.get("clocks", ())),
+            last_event_at=last,
         )
 
 
@@ -307,45 +297,6 @@ class IncidentStore:
             self.open_slots[partition].update(record.open_slots)
             last.add(partition, record.outbox)
         return last.entries({p: self.acked_watermark(p) for p in self.partitions})
-
-
-class LastWrites:
-    """The outbox entries of a partition written within `window_s` of its last write.
-
-    Collected in the rebuild's one pass, in key order (unrelated to time): entries already
-    older than the window before the latest write seen so far are dropped as they come, and the
-    kept list is trimmed again whenever it doubles, so it stays near the true answer's size.
-    """
-
-    def __init__(self, window_s: float) -> None:
-        self.window_s = window_s
-        self.latest: dict[int, float] = {}
-        self.kept: dict[int, list[dict[str, Any]]] = defaultdict(list)
-        self._trim_at: dict[int, int] = {}
-
-    def add(self, partition: int, entries: tuple[dict[str, Any], ...]) -> None:
-        if not entries:
-            return
-        latest = max(self.latest.get(partition, float("-inf")), *(e["w"] for e in entries))
-        self.latest[partition] = latest
-        kept = self.kept[partition]
-        kept.extend(e for e in entries if e["w"] >= latest - self.window_s)
-        if len(kept) > self._trim_at.get(partition, 1024):
-            kept[:] = [e for e in kept if e["w"] >= latest - self.window_s]
-            self._trim_at[partition] = max(1024, 2 * len(kept))
-
-    def entries(self, acked: dict[int, float | None] | None = None) -> list[Pending]:
-        """Every partition's entries within the window of its last write and after its
-        `acked` watermark (every entry written at or before it was acknowledged), oldest first."""
-        out: list[Pending] = []
-        for partition, kept in self.kept.items():
-            cut = self.latest[partition] - self.window_s
-            watermark = (acked or {}).get(partition)
-            if watermark is not None:
-                kept = [e for e in kept if e["w"] > watermark]
-            fresh = sorted((e for e in kept if e["w"] >= cut), key=lambda e: e["w"])
-            out.extend(Pending.from_json(e) for e in fresh)
-        return out
 
 
 def utc_from_wall(seconds: float) -> datetime:
