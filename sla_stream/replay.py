@@ -21,11 +21,12 @@ from pathlib import Path
 from typing import IO
 
 import click
-from pydantic import ValidationError
 
 from sla_stream.core import engine
 from sla_stream.core.clock import utc
 from sla_stream.core.engine import IncidentState, Result
+from sla_stream.core.errors import InvalidEvent
+from sla_stream.core.event_codec import decode_event
 from sla_stream.core.models import METRICS, Alert, IncidentEvent, Outcome
 from sla_stream.core.terms import ContractRecord
 
@@ -198,9 +199,9 @@ def read_events(lines: Iterable[bytes], summary: Summary) -> Iterator[IncidentEv
         if not line.strip():
             continue
         try:
-            yield IncidentEvent.model_validate_json(line)
-        except ValidationError as exc:
-            summary.invalid.append((number, _reason(exc)))
+            yield decode_event(line)
+        except InvalidEvent as exc:
+            summary.invalid.append((number, str(exc)))
 
 
 def replay_events(
@@ -267,10 +268,3 @@ def _with_progress(source: IO[bytes], size: int) -> Iterator[bytes]:
         for line in source:
             bar.update(len(line))
             yield line
-
-
-def _reason(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first.get("loc", ())) or "line"
-    more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return f"{where}: {first.get('msg', 'invalid')}{more}"

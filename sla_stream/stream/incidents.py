@@ -14,9 +14,9 @@ from datetime import datetime, timedelta
 
 from sla_stream.core import engine
 from sla_stream.core.errors import InvalidEvent
+from sla_stream.core.event_codec import decode_event
 from sla_stream.core.models import DeadLetter, IncidentEvent
 from sla_stream.core.terms import ContractRecord
-from sla_stream.stream.codecs import decode_event
 from sla_stream.stream.dead_letter_limit import EventsGate
 from sla_stream.stream.metrics import Metrics
 from sla_stream.stream.open_clocks import OpenClocks

@@ -34,8 +34,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import orjson
 
 from sla_stream.core.errors import InvalidEvent
+from sla_stream.core.event_codec import check_nesting, decode_event, not_json
 from sla_stream.settings import Settings
-from sla_stream.stream.codecs import check_nesting, decode_event, not_json
 from sla_stream.web.auth import TokenSet
 
 if TYPE_CHECKING:

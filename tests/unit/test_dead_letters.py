@@ -9,8 +9,8 @@ import orjson
 import pytest
 
 from sla_stream.core.errors import InvalidEvent
+from sla_stream.core.event_codec import MAX_NESTING, check_nesting, decode_event
 from sla_stream.core.models import MAX_DETAIL_CHARS, DeadLetter
-from sla_stream.stream.codecs import MAX_NESTING, check_nesting, decode_event
 from sla_stream.stream.dead_letter_limit import DeadLetterWindow, EventsGate, pause_fetching
 from sla_stream.stream.metrics import Metrics
 from sla_stream.stream.publish import shrink

@@ -14,8 +14,8 @@ from aiohttp.streams import StreamReader
 from click.testing import CliRunner
 
 from sla_stream.cli import main
+from sla_stream.core.event_codec import decode_event
 from sla_stream.settings import Settings
-from sla_stream.stream.codecs import decode_event
 from sla_stream.web.auth import Credential, TokenSet, bearer_token, hash_token, parse_entry
 from sla_stream.web.ingest import (
     BrokerUnavailable,
