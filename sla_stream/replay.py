@@ -36,7 +36,7 @@ INVALID_FILE = "invalid-lines.txt"
 
 
 @dataclass
-class Summary:
+class ReplaySummary:
     """What a replay did; adherence counts live outcomes (withdrawals undone), per metric."""
 
     lines: int = 0
@@ -91,7 +91,7 @@ class Replayer:
         self.heap: list[tuple[datetime, int, str]] = []
         self.seq = 0
         self.now: datetime | None = None
-        self.summary = Summary()
+        self.summary = ReplaySummary()
         self._live: dict[str, tuple[str, bool]] = {}  # outcome_id -> (metric, met)
         self._scheduled: dict[str, datetime] = {}  # incident -> its live heap entry's instant
 
@@ -123,7 +123,7 @@ class Replayer:
             if state.parked and state.contract_id == record.contract_id:
                 self._take(incident_id, engine.advance(state, self.now or at, record))
 
-    def finish(self) -> Summary:
+    def finish(self) -> ReplaySummary:
         """Fire everything due up to `until` (default: the latest event) and sum up."""
         end = self.until or self.now
         if end is not None:
@@ -192,7 +192,7 @@ def _fewer_collections() -> Iterator[None]:
         gc.set_threshold(*before)
 
 
-def read_events(lines: Iterable[bytes], summary: Summary) -> Iterator[IncidentEvent]:
+def read_events(lines: Iterable[bytes], summary: ReplaySummary) -> Iterator[IncidentEvent]:
     """Parse JSON lines; an invalid line is recorded with its number (from 1) and skipped."""
     for number, line in enumerate(lines, start=1):
         summary.lines = number
@@ -208,7 +208,7 @@ def replay_events(
     events: Iterable[IncidentEvent],
     contracts: dict[str, ContractRecord],
     until: datetime | None = None,
-) -> tuple[list[Alert], list[Outcome], Summary]:
+) -> tuple[list[Alert], list[Outcome], ReplaySummary]:
     """In-process replay of parsed events (tests, benchmarks)."""
     alerts: list[Alert] = []
     outcomes: list[Outcome] = []
@@ -225,7 +225,7 @@ def replay_stream(
     size: int | None,
     out_dir: Path,
     until: datetime | None = None,
-) -> Summary:
+) -> ReplaySummary:
     """Replay JSON lines from `source` (`size` bytes, if known: a progress bar on large inputs
     goes to stderr); write `alerts.jsonl`, `outcomes.jsonl` and, if any, `invalid-lines.txt`."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -257,7 +257,7 @@ def replay_file(
     events_path: Path,
     out_dir: Path,
     until: datetime | None = None,
-) -> Summary:
+) -> ReplaySummary:
     """`replay_stream` over a file."""
     with events_path.open("rb") as source:
         return replay_stream(contracts, source, events_path.stat().st_size, out_dir, until)

@@ -35,11 +35,11 @@ def worker(web_port: int | None, data_dir: Path | None) -> None:
 @click.option("--broker", "bootstrap", help="bootstrap servers (default: SLA_BROKER or embedded)")
 def send(file: click.utils.LazyFile, bootstrap: str | None) -> None:
     """Validate a JSON-lines file of incident events and publish it, keyed by incident id."""
-    from sla_stream.stream.client import publish_events, read_events
+    from sla_stream.stream.client import publish_events, read_event_file
     from sla_stream.stream.worker import default_bootstrap
 
     settings = Settings()
-    events, errors = read_events(file)
+    events, errors = read_event_file(file)
     for line, message in errors:
         click.echo(f"line {line}: {message}", err=True)
     if errors:

@@ -129,9 +129,6 @@ class Result(NamedTuple):
     ignored: Ignored | None  # why the input changed nothing; None when it did something
 
 
-Step = Result  # the name stream/incidents.py still imports; `Step` elsewhere is a period size
-
-
 def event_key(rec: Recorded) -> tuple[datetime, int, str]:
     """Rule 10: the order in which an incident's events apply."""
     return (rec.occurred_at, TYPE_ORDER[rec.type], rec.event_id)

@@ -14,7 +14,7 @@ from typing import NamedTuple
 from sla_stream.core import clock as clk
 from sla_stream.core.clock import Clock
 from sla_stream.core.incident import IncidentState
-from sla_stream.core.ledger import AlertBody, Ident, KindOrder, OutcomeBody, Slot, reconcile
+from sla_stream.core.ledger import AlertBody, AlertSlot, Ident, KindOrder, OutcomeBody, reconcile
 from sla_stream.core.models import Alert, Outcome
 from sla_stream.core.terms import ContractTerms, Target
 
@@ -39,9 +39,9 @@ class Fold:
         self.final: str | None = None
         self.opened = False
         self.clocks: dict[str, Clock] = {}
-        self.alerts: dict[Slot, AlertBody] = {}
+        self.alerts: dict[AlertSlot, AlertBody] = {}
         self.outcomes: dict[str, OutcomeBody] = {}
-        self.removed_at: dict[Slot, datetime] = {}
+        self.removed_at: dict[AlertSlot, datetime] = {}
         # Resumed from a state whose ledger is the live set, and nothing announced since:
         # the ledger stands as it is.
         self.unchanged = False

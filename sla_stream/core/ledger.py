@@ -18,7 +18,7 @@ from sla_stream.core import alert_ids
 from sla_stream.core.models import METRICS, Alert, Outcome
 
 # (metric, kind, threshold): one alert is live per slot at a time.
-Slot = tuple[str, str, float | None]
+AlertSlot = tuple[str, str, float | None]
 # Rank of each alert kind among alerts of one instant; the engine decides it (`ALERT_ORDER`).
 KindOrder = dict[str, int]
 METRIC_ORDER = {metric: rank for rank, metric in enumerate(METRICS)}
@@ -37,7 +37,7 @@ class AlertBody(NamedTuple):
     clause_title: str
 
     @property
-    def slot(self) -> Slot:
+    def slot(self) -> AlertSlot:
         return (self.metric, self.kind, self.threshold)
 
 
@@ -83,7 +83,7 @@ class Ledger(NamedTuple):
     outcomes: tuple[LiveOutcome, ...] = ()
     revisions: dict[str, int] = {}  # shared default, never mutated: `reconcile` copies it
 
-    def live_alerts(self) -> dict[Slot, AlertBody]:
+    def live_alerts(self) -> dict[AlertSlot, AlertBody]:
         return {a.body.slot: a.body for a in self.alerts}
 
     def live_outcomes(self) -> dict[str, OutcomeBody]:
@@ -98,9 +98,9 @@ class Reconciled(NamedTuple):
 
 def reconcile(
     ledger: Ledger,
-    alerts: dict[Slot, AlertBody],
+    alerts: dict[AlertSlot, AlertBody],
     outcomes: dict[str, OutcomeBody],
-    removed_at: dict[Slot, datetime],
+    removed_at: dict[AlertSlot, datetime],
     cause_at: datetime,
     ident: Ident,
     kind_order: KindOrder,
@@ -169,7 +169,7 @@ def _reconcile_outcomes(
     return tuple(kept), (*withdrawals, *fresh)
 
 
-def _slot_key(slot: Slot) -> str:
+def _slot_key(slot: AlertSlot) -> str:
     metric, kind, threshold = slot
     return f"{metric}|{kind}|{alert_ids.threshold_key(threshold)}"
 

@@ -13,7 +13,7 @@ from sla_stream.core.event_codec import decode_event
 from sla_stream.core.models import IncidentEvent
 
 
-def read_events(
+def read_event_file(
     lines: IO[bytes] | Iterable[bytes],
 ) -> tuple[list[IncidentEvent], list[tuple[int, str]]]:
     """Parse JSON lines; returns the events and (line number, message) for each bad line."""

@@ -220,7 +220,7 @@ class IncidentSteps:
         await self._commit(partition, incident_id, record, step)
 
     async def _commit(
-        self, partition: int, incident_id: str, record: IncidentRecord | None, step: engine.Step
+        self, partition: int, incident_id: str, record: IncidentRecord | None, step: engine.Result
     ) -> None:
         """Persist (one write) then publish; skip the write when nothing changed."""
         if not step.alerts and not step.outcomes:

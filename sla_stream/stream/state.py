@@ -76,7 +76,7 @@ def state_expires_at(state: IncidentState, retention: timedelta | None) -> datet
 
 
 @dataclass(frozen=True)
-class Summary:
+class RecordSummary:
     """What a rebuild needs of one stored record: its index entries, open clocks, outbox."""
 
     parked: bool
@@ -92,7 +92,7 @@ class Summary:
     last_event_at: datetime | None = None
 
     @classmethod
-    def of(cls, raw: bytes, retention: timedelta | None = None) -> Summary:
+    def of(cls, raw: bytes, retention: timedelta | None = None) -> RecordSummary:
         """Read a record without building its engine state: the one reader of the stored
         format besides `IncidentRecord.from_bytes`.
 
@@ -289,7 +289,7 @@ class IncidentStore:
         self.open_slots = {p: Counter() for p in self.partitions}
         last = LastWrites(outbox_window_s)
         for partition, incident_id, raw in self.items_by_partition():
-            record = Summary.of(raw, self.retention)
+            record = RecordSummary.of(raw, self.retention)
             if record.parked and record.contract_id is not None:
                 self.index.park(partition, record.contract_id, incident_id)
             self.index.schedule(partition, incident_id, record.next_due_at)

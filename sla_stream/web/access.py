@@ -38,7 +38,6 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar
 
-import orjson
 from aiohttp import web
 from faust.app.router import Router
 from faust.exceptions import SameNode
@@ -48,6 +47,7 @@ from sla_stream.settings import Settings
 from sla_stream.web.admin import AdminAccess
 from sla_stream.web.auth import TokenSet
 from sla_stream.web.portal import portal_tokens
+from sla_stream.web.replies import json_response
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +172,7 @@ class Gate:
             access = self.access_of(request)
             if access is None:
                 log.error("route %s declares no access class; refused", request.path)
-                return _json({"error": "this route declares no access class"}, 500)
+                return json_response({"error": "this route declares no access class"}, 500)
             refusal = self.refusal(access, request)
             return refusal if refusal is not None else await handler(request)
 
@@ -189,7 +189,7 @@ class Gate:
             if refused is None:
                 return None
             if refused.status != 401:  # 403: no admin tokens, and the caller is not on loopback
-                return _json(refused.body, refused.status)
+                return json_response(refused.body, refused.status)
             return _unauthorized(access, request)
         if access is Access.CLUSTER:
             allowed = keys.is_member(request)
@@ -229,12 +229,6 @@ class Gate:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def _json(body: Any, status: int, headers: Mapping[str, str] | None = None) -> web.Response:
-    return web.Response(
-        body=orjson.dumps(body), status=status, content_type="application/json", headers=headers
-    )
-
-
 def _unauthorized(access: Access, request: web.Request) -> web.Response:
     # The realms the portal and ingest views have always answered with.
     challenge = (
@@ -244,7 +238,7 @@ def _unauthorized(access: Access, request: web.Request) -> web.Response:
     )
     if access is not Access.CLUSTER and request.headers.get("Authorization"):
         challenge += ', error="invalid_token"'  # RFC 6750: say why when one was presented
-    return _json(
+    return json_response(
         {"error": f"this route needs {_CHALLENGE[access]}"}, 401, {"WWW-Authenticate": challenge}
     )
 

@@ -16,13 +16,12 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 from sla_stream.analytics.adherence import Query, contract_zone
 from sla_stream.core.models import METRICS
 from sla_stream.core.periods import STEPS, Step, next_period_start, parse_bound, period_start
 from sla_stream.core.terms import ContractRecord
 from sla_stream.web.access import Access
+from sla_stream.web.replies import json_reply
 
 if TYPE_CHECKING:
     from sla_stream.stream.rollups import Rollups
@@ -119,11 +118,6 @@ def _count_periods(from_at: datetime, to_at: datetime, tz: str, step: Step, limi
     return count
 
 
-def _json(view: Any, value: Any, status: int = 200) -> Any:
-    # orjson bytes: Faust's json helper would not serialise everything the report holds.
-    return view.bytes(orjson.dumps(value), content_type="application/json", status=status)
-
-
 def register_adherence_views(sla_app: SlaApp, rollups: Rollups, table: Any) -> None:
     """Add the adherence endpoints to the worker's web server."""
     app = sla_app.faust
@@ -135,21 +129,21 @@ def register_adherence_views(sla_app: SlaApp, rollups: Rollups, table: Any) -> N
         try:
             query = parse_query(params, sla_app.contract(params.get("contract", "")))
         except BadRequest as exc:
-            return _json(view, {"error": str(exc)}, 400)
+            return json_reply(view, {"error": str(exc)}, 400)
         except LookupError as exc:
-            return _json(view, {"error": str(exc)}, 404)
-        return _json(view, rollups.query(query))
+            return json_reply(view, {"error": str(exc)}, 404)
+        return json_reply(view, rollups.query(query))
 
     @sla_app.routes.page(PATH, Access.VIEWER)
     async def adherence_view(view: Any, request: Any) -> Any:
         if not request.query.get("contract"):
-            return _json(view, {"error": "'contract' is required"}, 400)
+            return json_reply(view, {"error": "'contract' is required"}, 400)
         return await owned(view, request)
 
     @sla_app.routes.page(CONTRACTS_PATH, Access.VIEWER)
     async def contracts_view(view: Any, request: Any) -> Any:
         ids = sorted(_text(k) for k in sla_app.contracts_table)
-        return _json(view, {"contracts": ids})
+        return json_reply(view, {"contracts": ids})
 
 
 def _text(key: str | bytes) -> str:

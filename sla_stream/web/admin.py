@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-
-import orjson
 
 from sla_stream.stream.dead_letter_limit import EventsGate
 from sla_stream.web.auth import TokenSet
+from sla_stream.web.replies import Reply, json_reply, send_reply
 
 if TYPE_CHECKING:
     from sla_stream.web.access import Routes
@@ -26,26 +24,20 @@ RESUME_EVENTS_PATH = "/api/v1/admin/resume-events"
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class AdminReply:
-    status: int
-    body: dict[str, Any]
-
-
 class AdminAccess:
     """Admin tokens if configured, else loopback clients only."""
 
     def __init__(self, tokens: TokenSet) -> None:
         self.tokens = tokens
 
-    def refusal(self, authorization: str | None, remote: str | None) -> AdminReply | None:
+    def refusal(self, authorization: str | None, remote: str | None) -> Reply | None:
         """None when allowed; else the 401 or 403 to answer."""
         if self.tokens:
             if self.tokens.authenticate(authorization) is None:
-                return AdminReply(401, {"error": "a valid admin bearer token is required"})
+                return Reply(401, {"error": "a valid admin bearer token is required"})
             return None
         if not _is_loopback(remote):
-            return AdminReply(
+            return Reply(
                 403,
                 {"error": "no SLA_ADMIN_TOKEN_HASHES set: admin routes answer loopback only"},
             )
@@ -59,11 +51,11 @@ def _is_loopback(remote: str | None) -> bool:
         return False
 
 
-def resume_events(gate: EventsGate, who: str) -> AdminReply:
+def resume_events(gate: EventsGate, who: str) -> Reply:
     resumed = gate.resume()
     if resumed:
         log.warning("resume of the events topic requested by %s", who)
-    return AdminReply(200, {"resumed": resumed, **gate.status()})
+    return Reply(200, {"resumed": resumed, **gate.status()})
 
 
 def register_admin_views(routes: Routes, gate: EventsGate) -> None:
@@ -75,16 +67,11 @@ def register_admin_views(routes: Routes, gate: EventsGate) -> None:
 
     class ResumeEventsView(View):
         async def get(self, request: Any, **kwargs: Any) -> Any:
-            return self._reply(AdminReply(200, gate.status()))
+            return json_reply(self, gate.status())
 
         async def post(self, request: Any, **kwargs: Any) -> Any:
             authorization = request.headers.get("Authorization")
             who = "a token holder" if authorization else f"loopback client {request.remote}"
-            return self._reply(resume_events(gate, who))
-
-        def _reply(self, reply: AdminReply) -> Any:
-            return self.bytes(
-                orjson.dumps(reply.body), content_type="application/json", status=reply.status
-            )
+            return send_reply(self, resume_events(gate, who))
 
     routes.page(RESUME_EVENTS_PATH, Access.ADMIN, name="admin_resume_events")(ResumeEventsView)

@@ -27,6 +27,7 @@ import orjson
 
 from sla_stream.web.access import Access
 from sla_stream.web.open_incidents import IncidentFilter, LocalIncidents
+from sla_stream.web.replies import json_reply
 
 if TYPE_CHECKING:
     from sla_stream.worker_app import SlaApp
@@ -160,11 +161,7 @@ def register_cluster_views(sla_app: SlaApp, cluster: Cluster) -> None:
         try:
             flt, at, asked = member_query(request.query)
         except (KeyError, ValueError) as exc:
-            return view.bytes(
-                orjson.dumps({"error": f"bad parameters: {exc}"}),
-                content_type="application/json",
-                status=400,
-            )
+            return json_reply(view, {"error": f"bad parameters: {exc}"}, 400)
         served, incidents = await cluster._local(asked, flt, at)
         body = {"partitions": sorted(served), "incidents": incidents}
-        return view.bytes(orjson.dumps(body), content_type="application/json")
+        return json_reply(view, body)

@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
@@ -37,6 +37,7 @@ from sla_stream.core.errors import InvalidEvent
 from sla_stream.core.event_codec import check_nesting, decode_event, not_json
 from sla_stream.settings import Settings
 from sla_stream.web.auth import TokenSet
+from sla_stream.web.replies import Reply, send_reply
 
 if TYPE_CHECKING:
     from sla_stream.web.access import Routes
@@ -111,13 +112,6 @@ def _refused(index: int, exc: InvalidEvent) -> dict[str, Any]:
         "field": exc.field,
         "detail": str(exc),
     }
-
-
-@dataclass(frozen=True)
-class Reply:
-    status: int
-    body: dict[str, Any]
-    headers: dict[str, str] = field(default_factory=dict)
 
 
 ReadBody = Callable[[int], Awaitable[bytes]]  # reads at most n bytes of the request body
@@ -282,12 +276,7 @@ def register_ingest_view(app: Any, settings: Settings, events_topic: str, routes
                 request.content_length,
                 lambda n: read_at_most(request.content, n),
             )
-            return self.bytes(
-                orjson.dumps(reply.body),
-                content_type="application/json",
-                status=reply.status,
-                headers=reply.headers,
-            )
+            return send_reply(self, reply)
 
     routes.page(PATH, Access.INGEST, name="ingest_events")(IngestView)
     return ingest

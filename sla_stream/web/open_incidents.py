@@ -27,7 +27,7 @@ from sla_stream.core import clock as clk
 from sla_stream.core.engine import IncidentState
 from sla_stream.core.models import METRICS
 from sla_stream.core.terms import ContractRecord, ContractTerms
-from sla_stream.stream.state import IncidentRecord, Summary
+from sla_stream.stream.state import IncidentRecord, RecordSummary
 
 YIELD_EVERY = 200
 SKEW_MARGIN_S = 3600.0  # ended incidents kept this long past the window (peers' clocks differ)
@@ -265,7 +265,7 @@ class _Cached:
     shown_until: float
 
 
-def shown_until(record: Summary, recent_s: float) -> float | None:
+def shown_until(record: RecordSummary, recent_s: float) -> float | None:
     """Until when (epoch seconds) a stored record can be listed: `inf` while open, its last
     event + `recent_s` once ended; None when it has no view (not evaluated, parked, no
     contract) or no events. Decides from the record's summary, as `view_of` and
@@ -366,7 +366,7 @@ class LocalIncidents:
         unchanged = hit is not None and hit.digest == digest
         if unchanged and self.contracts(hit.view.contract_id) is hit.record:
             return hit
-        until = shown_until(Summary.of(raw), self.recent_s)
+        until = shown_until(RecordSummary.of(raw), self.recent_s)
         if until is None or until < horizon:
             return None
         state = IncidentRecord.from_bytes(raw).state
