@@ -43,7 +43,7 @@ class ClockView:
     metric: str
     severity: str
     phase: str
-    spent_s: float  # business seconds up to `since` (running) or in total (`Clock.elapsed_s`)
+    elapsed_s: float  # business seconds up to `since` (running) or in total (`Clock.elapsed_s`)
     since: datetime | None  # running clocks only
     deadline_at: datetime | None
     breached_at: datetime | None
@@ -88,8 +88,8 @@ class ClockView:
 
     def elapsed_s(self, now: datetime) -> float:
         if self.calendar is None:
-            return self.spent_s
-        clock = clk.Clock(self.metric, self.severity, self.phase, self.spent_s, self.since)
+            return self.elapsed_s
+        clock = clk.Clock(self.metric, self.severity, self.phase, self.elapsed_s, self.since)
         return clk.elapsed_at(clock, now, self.calendar)
 
     def to_json(self, now: datetime) -> dict[str, Any]:
