@@ -106,6 +106,7 @@ def right_staffing(
     difference between two staffings is the staffing's, not the draw's; `max_agents + 1` means
     even `max_agents` misses the target. An hour with no arrival counts as met.
     """
+
     def run(day: Sequence[int]) -> dict[int, float]:
         picked = simulate(rates_per_hour, list(day) * days, handle_min, seed)
         return adherence_by_hour(picked, within_min)
