@@ -10,12 +10,16 @@ Erlang C reference; incidents opened in [cut, end) are scored, in two sets of ce
 
 Each cell is predicted from its incidents' actual arrivals and staffing; the error is the mean
 absolute difference in adherence points (0-100) over the cells.
+
+The fitted window is chosen without looking at the scored period (`select_fit_days`): each
+candidate is fitted before a validation cut `validation_days` before the cut, scored on
+[validation cut, cut), and the best is refitted up to the cut and scored once.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -47,6 +51,10 @@ class Protocol:
     top_groups: int = 10
     min_cell: int = 20
     erlang_fit_days: float = 61.0
+    validation_days: float = 16.0  # 2016: fit up to mid-April, validate on late April
+
+
+FIT_DAYS_CANDIDATES = (30.0, 45.0)  # the window before the validation cut must fit in history
 
 
 @dataclass
@@ -176,6 +184,27 @@ def run(history: History, protocol: Protocol, seed: int = 0) -> dict[str, Any]:
             _last_week_by_hour(history, protocol, known.desk),
             lambda k: {"hour_of_week": k},
         ),
+    }
+
+
+def select_fit_days(
+    history: History, protocol: Protocol, candidates: tuple[float, ...] = FIT_DAYS_CANDIDATES
+) -> tuple[Protocol, dict[str, Any]]:
+    """The fit window with the lowest validation MAE (mean of both cell sets), before the cut."""
+    validation_cut = protocol.cut - timedelta(days=protocol.validation_days)
+    scores = {}
+    for days in candidates:
+        trial = replace(protocol, cut=validation_cut, end=protocol.cut, fit_days=days)
+        result = run(history, trial)
+        scores[days] = {
+            "group_week_mae": result["group_week"]["mae"],
+            "hour_of_week_mae": result["hour_of_week"]["mae"],
+        }
+    best = min(candidates, key=lambda d: sum(scores[d].values()))
+    return replace(protocol, fit_days=best), {
+        "validated_on": [validation_cut.isoformat(), protocol.cut.isoformat()],
+        "candidates": [{"fit_days": d, **scores[d]} for d in candidates],
+        "chosen_fit_days": best,
     }
 
 

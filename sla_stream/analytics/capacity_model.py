@@ -5,7 +5,7 @@ what a planner knows or chooses for the hour it arrived in: its team's usual rat
 training window) , hour of day and weekday, severity, the agents active
 in its team and on the whole desk that hour (and in the team over the next hour, the window a
 response must fall in), the arrivals to its team and desk that hour, and the team's carry-over
-backlog (incidents not yet answered) when it arrived.
+backlog (incidents not yet answered) at the start of that hour, and the minute it arrived in.
 A cell's predicted adherence is the mean of its incidents' probabilities.
 
 Why not a queue: on the ServiceNow desk, first response within 1 h is 63 % in business hours and
@@ -26,7 +26,7 @@ from datetime import date, datetime, timedelta
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
 
-from sla_stream.analytics.capacity_history import History, IncidentRecord, hour_index
+from sla_stream.analytics.capacity_history import History, IncidentRecord, hour_index, hour_start
 
 FEATURES = (
     "team_rate",
@@ -40,10 +40,11 @@ FEATURES = (
     "team_backlog",
     "team_agents_next_hour",
     "team_agents_within_2h",
+    "minute_of_hour",
 )
-MONOTONE = (0, 0, 0, 0, 1, 1, -1, -1, -1, 1, 1)
+MONOTONE = (0, 0, 0, 0, 1, 1, -1, -1, -1, 1, 1, 0)
 TEAM_AGENTS, DESK_AGENTS, TEAM_ARRIVALS, DESK_ARRIVALS, TEAM_BACKLOG = 4, 5, 6, 7, 8
-STAFFING_COLUMNS = (4, 9, 10)  # every count of the team's agents: a what-if moves them together
+NEXT_HOUR_AGENTS, WITHIN_2H_AGENTS = 9, 10
 PRIOR_WEIGHT = 20.0  # pseudo-incidents pulling a small team's rate toward the desk's
 SEVERITY_RANK = {"P1": 1, "P2": 2, "P3": 3, "P4": 4}
 
@@ -155,22 +156,27 @@ def feature_rows(records: list[IncidentRecord], load: Load, known: Rates) -> np.
             load.desk_agents.get(hour, 0),
             load.team_arrivals[(r.team, hour)],
             load.desk_arrivals[hour],
-            load.backlog(r.team, r.opened_at),
+            load.backlog(r.team, hour_start(hour)),
             load.history.staffing(r.team, hour + 1),
             load.agents_within(r.team, hour, 2),
+            local.minute,
         )
     return rows
 
 
 def with_agents(rows: np.ndarray, agents: np.ndarray | float) -> np.ndarray:
-    """The same incidents had their team had `agents` in every hour that counts (what-if)."""
+    """The same incidents had their team had `agents` in their arrival hour (what-if).
+
+    Only that hour changes: the carry-over backlog at its start and the next hour's agents are
+    what the hours around it left, as in the simulated truth (`capacity_sim.right_staffing`).
+    Every changed column is non-decreasing in `agents`, so predictions are too.
+    """
     changed = rows.copy()
     delta = agents - changed[:, TEAM_AGENTS]
-    # Carry-over backlog is taken to scale inversely with the agents working it off.
-    before = changed[:, STAFFING_COLUMNS[-1]]
-    changed[:, TEAM_BACKLOG] = changed[:, TEAM_BACKLOG] * (before + 1) / (agents + 1)
-    for column in STAFFING_COLUMNS:
-        changed[:, column] = agents
+    changed[:, TEAM_AGENTS] = agents
+    changed[:, WITHIN_2H_AGENTS] = np.maximum.reduce(
+        [changed[:, WITHIN_2H_AGENTS] + delta, changed[:, NEXT_HOUR_AGENTS], agents + 0 * delta]
+    )
     changed[:, DESK_AGENTS] = np.maximum(changed[:, DESK_AGENTS] + delta, agents)
     return changed
 

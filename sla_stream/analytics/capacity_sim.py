@@ -34,6 +34,8 @@ def simulate(
     horizon = hours * MINUTES_PER_HOUR
     rates = [rates_per_hour[h % 24] / MINUTES_PER_HOUR for h in range(hours)]
     ends = [(h + 1) * MINUTES_PER_HOUR for h in range(hours)]
+    # ciw draws PoissonIntervals' arrival dates when the network is built: seed before that.
+    ciw.seed(seed)
     network = ciw.create_network(
         arrival_distributions=[ciw.dists.PoissonIntervals(rates, ends, max_sample_date=horizon)],
         service_distributions=[ciw.dists.Exponential(rate=1.0 / handle_min)],
@@ -41,7 +43,6 @@ def simulate(
             ciw.Schedule(numbers_of_servers=list(agents_per_hour), shift_end_dates=ends)
         ],
     )
-    ciw.seed(seed)
     run = ciw.Simulation(network)
     run.simulate_until_max_time(horizon + 24 * MINUTES_PER_HOUR)
     return [
@@ -84,3 +85,50 @@ def desk_events(
                 )
             )
     return events
+
+
+def right_staffing(
+    rates_per_hour: Sequence[float],
+    schedule: Sequence[int],
+    handle_min: float,
+    *,
+    within_min: float,
+    target: float,
+    days: int,
+    seed: int,
+    max_agents: int = 20,
+) -> dict[int, int]:
+    """The truth: per hour of the day, the fewest agents whose simulated adherence meets `target`.
+
+    The desk keeps its daily `schedule` (24 values) except that hour, which gets n agents on every
+    one of `days` simulated days (each day one replication); the hours before it, and so its
+    carry-over, are unchanged. Every run uses the same seed (common random numbers), so a
+    difference between two staffings is the staffing's, not the draw's; `max_agents + 1` means
+    even `max_agents` misses the target. An hour with no arrival counts as met.
+    """
+
+    def run(day: Sequence[int]) -> dict[int, float]:
+        picked = simulate(rates_per_hour, list(day) * days, handle_min, seed)
+        return adherence_by_hour(picked, within_min)
+
+    base = run(schedule)
+    cache = {(h, schedule[h]): base.get(h, 1.0) for h in range(24)}
+
+    def adherence(hour: int, agents: int) -> float:
+        if (hour, agents) not in cache:
+            day = list(schedule)
+            day[hour] = agents
+            cache[(hour, agents)] = run(day).get(hour, 1.0)
+        return cache[(hour, agents)]
+
+    truth = {}
+    for hour in range(24):
+        n = schedule[hour]
+        if adherence(hour, n) >= target:
+            while n > 0 and adherence(hour, n - 1) >= target:
+                n -= 1
+        else:
+            while n <= max_agents and adherence(hour, n) < target:
+                n += 1
+        truth[hour] = n
+    return truth

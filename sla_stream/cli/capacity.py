@@ -176,18 +176,28 @@ def render_plan(result: dict[str, Any], fmt: str) -> str:
 @_source_options
 @click.option("--cut", type=click.DateTime(["%Y-%m-%d"]), default="2016-05-01", show_default=True)
 @click.option("--end", type=click.DateTime(["%Y-%m-%d"]), default="2016-06-01", show_default=True)
-@click.option("--fit-days", type=float, default=30.0, show_default=True)
-def backtest_command(cut: datetime, end: datetime, fit_days: float, **opts: Any) -> None:
+@click.option(
+    "--fit-days",
+    type=float,
+    default=None,
+    help="fit window in days (default: chosen on the 16 days before --cut, among 30 and 45)",
+)
+def backtest_command(cut: datetime, end: datetime, fit_days: float | None, **opts: Any) -> None:
     """Fit before --cut, predict first-response adherence per cell up to --end, beside baselines."""
     history = load_history(opts["log"], opts["mapping"], opts["events"], opts["timezone"])
     zone = history.zone
     protocol = capacity_backtest.Protocol(
-        cut=_midnight(cut.date(), zone), end=_midnight(end.date(), zone), fit_days=fit_days
+        cut=_midnight(cut.date(), zone), end=_midnight(end.date(), zone), fit_days=fit_days or 30.0
     )
     try:
+        selection = None
+        if fit_days is None:
+            protocol, selection = capacity_backtest.select_fit_days(history, protocol)
         result = capacity_backtest.run(history, protocol)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
+    if selection is not None:
+        result["protocol"]["selection"] = selection
     _emit(render_backtest(result, opts["fmt"]), opts["out"])
 
 
