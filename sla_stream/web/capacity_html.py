@@ -53,6 +53,7 @@ table.heat td { white-space:nowrap; }
 .short3 { background:#ff8787; } .unreachable { background:#c92a2a; color:#fff; }
 .none { background:#f8f9fa; color:#adb5bd; }
 .legend span { display:inline-block; padding:1px 8px; margin-right:6px; font-size:12px; }
+div.scroll { max-height:420px; overflow:auto; }
 pre { background:#f8f9fa; padding:8px; white-space:pre-wrap; }
 a { color:#1864ab; }
 """
@@ -241,11 +242,11 @@ def recommendations_table(team: Mapping[str, Any], bt: str) -> str:
         for c in short
     )
     return (
-        '<table><tr><th>hour</th><th class="num">incidents / week</th>'
+        '<div class="scroll"><table><tr><th>hour</th><th class="num">incidents / week</th>'
         '<th class="num">agents now</th><th class="num">agents needed</th>'
         '<th class="num">predicted now</th><th class="num">one more agent</th>'
         '<th class="num">band</th><th>backtest error</th></tr>'
-        f"{rows}</table>"
+        f"{rows}</table></div>"
     )
 
 
