@@ -30,7 +30,7 @@ from sla_stream.web import capacity_html
 from sla_stream.web.access import Access
 
 if TYPE_CHECKING:
-    from sla_stream.stream.app import SlaApp
+    from sla_stream.worker_app import SlaApp
 
 PAGE_PATH = "/capacity"
 DATA_PATH = "/api/v1/capacity"
