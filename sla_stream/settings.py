@@ -125,6 +125,12 @@ class Settings(BaseSettings):
     adherence_target: float = Field(
         default=0.95, gt=0, le=1, description="the adherence rate the dashboard draws as target"
     )
+    capacity_report: Path | None = Field(
+        default=None,
+        description="the JSON file `sla-stream capacity --format json --out FILE` writes, which "
+        "the page /capacity and GET /api/v1/capacity show (read again whenever it changes); "
+        "unset, they say how to make one",
+    )
 
     @field_validator("incident_retention", mode="before")
     @classmethod

@@ -134,6 +134,7 @@ def plan(
                     "marginal": round(at_more - at_now, 4),
                     "low": round(max(0.0, at_now + band[0] / 100), 4),
                     "high": round(min(1.0, at_now + band[1] / 100), 4),
+                    "curve": _trimmed(curve),
                 }
             )
         predicted_by_team[team] = team_predicted
@@ -146,6 +147,14 @@ def plan(
         "teams": result,
         "contracts_at_risk": contracts_at_risk(fitted, predicted_by_team, merged_from, target),
     }
+
+
+def _trimmed(curve: np.ndarray) -> list[float]:
+    """Predicted adherence at 0, 1, 2, ... agents, up to where it stops changing (flat after)."""
+    values = [round(float(v), 4) for v in curve]
+    while len(values) > 1 and values[-1] == values[-2]:
+        values.pop()
+    return values
 
 
 def contracts_at_risk(

@@ -146,7 +146,7 @@ def render_plan(result: dict[str, Any], fmt: str) -> str:
     rows = [{"team": t["team"], **c} for t in result["teams"] for c in t["cells"]]
     if fmt == "csv":
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, PLAN_COLUMNS, lineterminator="\n")
+        writer = csv.DictWriter(buffer, PLAN_COLUMNS, lineterminator="\n", extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
         return buffer.getvalue()

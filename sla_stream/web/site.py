@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from sla_stream.web.capacity import register_capacity
 from sla_stream.web.cluster import Cluster, register_cluster_views
 from sla_stream.web.dashboard import register_dashboard
 from sla_stream.web.open_incidents import LocalIncidents
@@ -42,4 +43,5 @@ def register_site(sla_app: SlaApp, rollups: Rollups) -> Cluster:
     backend = WorkerBackend(sla_app, cluster)
     register_portal_views(sla_app, cluster)
     register_dashboard(sla_app, rollups, cluster, backend)
+    register_capacity(sla_app)
     return cluster

@@ -47,6 +47,8 @@ EXPECTED = {
     "/api/v1/dashboard/series": Access.VIEWER,
     "/api/v1/adherence": Access.VIEWER,
     "/api/v1/adherence/contracts": Access.VIEWER,
+    "/capacity": Access.VIEWER,
+    "/api/v1/capacity": Access.VIEWER,
     "/api/v1/portal/commitments": Access.PORTAL,
     "/api/v1/portal/incidents": Access.PORTAL,
     "/api/v1/portal/adherence": Access.PORTAL,
