@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sla_stream.web import capacity_html
 from sla_stream.web.access import Access
+from sla_stream.web.replies import json_reply
 
 if TYPE_CHECKING:
     from sla_stream.worker_app import SlaApp
@@ -280,7 +281,7 @@ def register_capacity(sla_app: SlaApp) -> None:
     @sla_app.routes.page(DATA_PATH, Access.VIEWER)
     async def data_view(view: Any, request: Any) -> Any:
         status, body = await asyncio.to_thread(answer, reports, dict(request.query))
-        return view.bytes(orjson.dumps(body), content_type="application/json", status=status)
+        return json_reply(view, body, status)
 
     @sla_app.routes.page(PAGE_PATH, Access.VIEWER)
     async def page_view(view: Any, request: Any) -> Any:
