@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from sla_stream.analytics import histogram
-from sla_stream.analytics.adherence import Query, Rollup
+from sla_stream.analytics.adherence import Query, Rollup, report
 from sla_stream.core.models import Outcome
 from sla_stream.web import charts, dashboard_html
 from sla_stream.web.dashboard_data import (
@@ -71,7 +71,10 @@ def report_of(
         datetime(2026, 6, 30, 12, tzinfo=UTC),  # Q1 and Q2 in Berlin and in UTC
         step,  # type: ignore[arg-type]
     )
-    return series(list(rollup.of_contract(contract)), query, kw.get("severity"))
+    buckets = list(rollup.of_contract(contract))
+    if kw.get("plain"):  # the adherence API's report, without the dashboard's histograms
+        return report(buckets, query)
+    return series(buckets, query, kw.get("severity"))
 
 
 A = [
@@ -129,7 +132,7 @@ def test_trends_are_quantiles_of_the_merged_histograms_not_averages_of_medians()
     assert network_q1["median_s"] == round(histogram.quantile(merged, 0.5), 3)
     assert network_q1["p90_s"] == round(histogram.quantile(merged, 0.9), 3)
     # One contract alone gives exactly its own report's trend figures.
-    (own,) = [r for r in report_of(A, "a", "Europe/Berlin")["trends"]["first_response"]["db"]]
+    (own,) = report_of(A, "a", "Europe/Berlin", plain=True)["trends"]["first_response"]["db"]
     assert trends([report_of(A, "a", "Europe/Berlin")], ["2026-Q2"])["first_response"]["db"] == [
         {"period": "2026-Q2", "count": 1, "median_s": own["median_s"], "p90_s": own["p90_s"]}
     ]
@@ -146,11 +149,15 @@ def test_days_of_contracts_in_different_zones_share_their_local_labels() -> None
 
 
 def test_filters_parse_defaults_and_refuse_bad_values() -> None:
-    f = Filters.parse({}, date(2026, 11, 26))
-    assert (f.from_, f.to, f.step) == ("2026-08-29", "2026-11-27", "day")
-    assert Filters.parse({"severity": "P2", "step": "quarter"}, date(2026, 1, 1)).params(
-        contract="x"
-    ) == {
+    f = Filters.parse({})
+    assert (f.from_, f.to, f.step, f.categories, f.sort) == ("", "", "day", (), "-count")
+    assert (f.with_range(date(2026, 11, 26)).from_, f.with_range(date(2026, 11, 26)).to) == (
+        "2026-08-29",
+        "2026-11-27",
+    )
+    assert Filters.parse({"severity": "P2", "step": "quarter"}).with_range(
+        date(2026, 1, 1)
+    ).params(contract="x") == {
         "contract": "x",
         "severity": "P2",
         "step": "quarter",
@@ -158,9 +165,11 @@ def test_filters_parse_defaults_and_refuse_bad_values() -> None:
         "to": "2026-01-02",
     }
     with pytest.raises(BadFilter, match="severity"):
-        Filters.parse({"severity": "P9"}, date(2026, 1, 1))
+        Filters.parse({"severity": "P9"})
     with pytest.raises(BadFilter, match="step"):
-        Filters.parse({"step": "week"}, date(2026, 1, 1))
+        Filters.parse({"step": "week"})
+    with pytest.raises(BadFilter, match="sort"):
+        Filters.parse({"sort": "-colour"})
 
 
 def test_contracts_are_selected_by_id_and_by_tier_in_force() -> None:
