@@ -21,7 +21,7 @@ from typing import Any
 import pygal
 from pygal.style import Style
 
-from sla_stream.web.commitments import METRIC_WORDS
+from sla_stream.web.commitments import METRIC_WORDS, short_duration
 from sla_stream.web.page_budget import MAX_SERIES, OTHERS
 
 MAX_LABELLED_POINTS = 24
@@ -183,36 +183,47 @@ def _unit(seconds: float) -> tuple[str, float]:
     return next((name, size) for name, size, below in UNITS if seconds < below)
 
 
+# Axis ticks of response times, in seconds: decades of seconds, minutes, hours and days.
+TIME_TICKS_S = (1, 10, 60, 600, 3600, 36_000, 86_400, 864_000, 8_640_000)
+FASTEST_SHOWN_S = 60.0  # the axis floor unless everything is faster
+
+
 def trend_chart(
     per_category: Mapping[str, list[dict[str, Any]]], periods: list[str], key: str = "median_s"
 ) -> str:
     """One quantile (`median_s` or `p90_s`) of response time per category, per period; a
-    category's colour is the same in every chart of the page, "all others" is grey."""
+    category's colour is the same in every chart of the page, "all others" is grey.
+
+    On a logarithmic axis: response times span minutes to weeks, and on a linear one a few
+    slow days flatten every other line onto the floor. Times under a minute (a clock stopped
+    before much business time passed) sit on the axis floor."""
     names = list(per_category)[:MAX_SERIES]
     colors = tuple(
         OTHERS_COLOUR if name == OTHERS else PALETTE[i % len(PALETTE)]
         for i, name in enumerate(names)
     )
-    top = max((r[key] or 0 for name in names for r in per_category[name]), default=0)
-    unit, size = _unit(top)
-    headroom = round(1.1 * top / size, 3)
+    rows = [{r["period"]: r[key] for r in per_category[name]} for name in names]
+    positive = [v for row in rows for v in row.values() if v]
+    top = max(positive, default=3600.0)
+    floor = FASTEST_SHOWN_S if top > 10 * FASTEST_SHOWN_S else min(positive, default=1.0)
+    ticks = [t for t in TIME_TICKS_S if floor <= t <= top * 1.5] or [floor, top]
+    dense = len(periods) > DENSE_POINTS
     chart = pygal.Line(
         **_config(
             colors or PALETTE,
-            value_formatter=lambda v: f"{v:.3g} {unit}",
+            value_formatter=short_duration,
             dots_size=_dots(len(periods)),
-            range=(0, headroom or 1),
+            show_dots=not dense,  # thin lines: 9 series of dots a day are a cloud
+            stroke_style={"width": 1.2} if dense else {"width": 2},
+            logarithmic=True,
+            range=(floor, max(top * 1.2, ticks[-1])),
             height=300,
         )
     )
+    chart.y_labels = ticks
     _x_labels(chart, periods)
-    for name in names:
-        by_period = {r["period"]: r for r in per_category[name]}
-        values = [
-            round(by_period[p][key] / size, 3)
-            if p in by_period and by_period[p][key] is not None
-            else None
-            for p in periods
-        ]
-        chart.add(name, values, **({"stroke_style": DASHED} if name == OTHERS else {}))
+    for name, row in zip(names, rows, strict=True):
+        values = [None if row.get(p) is None else max(floor, row[p]) for p in periods]
+        extra = {"stroke_style": {**DASHED, "width": 1.5}} if name == OTHERS else {}
+        chart.add(name, values, **extra)
     return _render(chart)
