@@ -220,7 +220,8 @@ def trend_chart(
             height=300,
         )
     )
-    chart.y_labels = ticks
+    if names:  # pygal fails on y labels of a chart with no series (nothing settled in range)
+        chart.y_labels = ticks
     _x_labels(chart, periods)
     for name, row in zip(names, rows, strict=True):
         values = [None if row.get(p) is None else max(floor, row[p]) for p in periods]

@@ -150,12 +150,13 @@ class Dashboard:
         ]
         latest, tz = None, "UTC"
         for record, (status, body) in zip(chosen, await asyncio.gather(*asked), strict=True):
-            found = body.get("latest_settled_at") if status == 200 else None
-            if found and (latest is None or datetime.fromisoformat(found) > latest):
-                latest, tz = datetime.fromisoformat(found), contract_zone(record)
+            at = body.get("latest_settled_at") if status == 200 else None
+            if at and (latest is None or datetime.fromisoformat(at) > latest):
+                latest, tz = datetime.fromisoformat(at), contract_zone(record)
         step = filters.step  # type: ignore[assignment]
         from_, to = default_range(latest or now, tz, step)  # type: ignore[arg-type]
-        return replace(filters, from_=from_, to=to), default_range_text(step, latest, tz)  # type: ignore[arg-type]
+        filled = replace(filters, from_=from_, to=to, found=True)
+        return filled, default_range_text(step, latest, tz)  # type: ignore[arg-type]
 
 
 def _json(view: Any, value: Any, status: int = 200) -> Any:
@@ -227,6 +228,7 @@ async def data_answer(dashboard: Dashboard, params: Mapping[str, str]) -> tuple[
     model["filters"] = model["filters"].params() | {
         "category": list(model["filters"].categories),
         "sort": model["filters"].sort,
+        "found": model["filters"].found,  # from/to found at the latest settled clocks
     }
     return 200, model
 

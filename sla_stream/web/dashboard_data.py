@@ -59,6 +59,9 @@ class Filters:
     to: str = ""
     categories: tuple[str, ...] = ()  # the categories to chart; none: the largest
     sort: str = DEFAULT_SORT
+    # The range was found (the latest settled clocks), not given: links leave it out, so a
+    # drill-down finds its own contract's latest data.
+    found: bool = False
 
     @classmethod
     def parse(cls, params: Mapping[str, str]) -> Filters:
@@ -157,6 +160,8 @@ class Filters:
         """The page's query (with `changes`; `categories` a sequence) as (name, value) pairs."""
         categories = changes.pop("categories", self.categories)
         sort = changes.pop("sort", self.sort)
+        if self.found:
+            changes = {"from": "", "to": ""} | changes
         pairs = list(self.params(**changes).items())
         pairs += [("category", c) for c in categories]
         if sort != DEFAULT_SORT:

@@ -97,6 +97,12 @@ def _select(name: str, label: str, options: Iterable[tuple[str, str]], chosen: s
     return f'<label>{label}<select name="{name}">{opts}</select></label>'
 
 
+def _bound(name: str, label: str, value: str, found: bool) -> str:
+    # A found range is a placeholder: submitting the form keeps looking for the latest data.
+    shown = f'placeholder="{_e(value)}"' if found else f'value="{_e(value)}"'
+    return f'<label>{label}<input name="{name}" {shown} size="12"></label>'
+
+
 def _categories_select(filters: Filters, categories: list[str]) -> str:
     opts = "".join(
         f'<option value="{_e(c)}"{" selected" if c in filters.categories else ""}>{_e(c)}</option>'
@@ -128,8 +134,8 @@ def filters_form(
             "severity", "Severity", [("", "all")] + [(s, s) for s in SEVERITIES], filters.severity
         )
         + _select("step", "Period step", [(s, s) for s in STEPS], filters.step)
-        + f'<label>From<input name="from" value="{_e(filters.from_)}" size="12"></label>'
-        + f'<label>To (exclusive)<input name="to" value="{_e(filters.to)}" size="12"></label>'
+        + _bound("from", "From", filters.from_, filters.found)
+        + _bound("to", "To (exclusive)", filters.to, filters.found)
         + _categories_select(filters, categories)
         + (f'<input type="hidden" name="sort" value="{_e(sort)}">' if sort else "")
         + '<button type="submit">Apply</button>'

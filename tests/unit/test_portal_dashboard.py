@@ -155,9 +155,9 @@ def test_filters_parse_defaults_and_refuse_bad_values() -> None:
         "2026-08-29",
         "2026-11-27",
     )
-    assert Filters.parse({"severity": "P2", "step": "quarter"}).with_range(
-        date(2026, 1, 1)
-    ).params(contract="x") == {
+    assert Filters.parse({"severity": "P2", "step": "quarter"}).with_range(date(2026, 1, 1)).params(
+        contract="x"
+    ) == {
         "contract": "x",
         "severity": "P2",
         "step": "quarter",

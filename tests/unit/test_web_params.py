@@ -17,8 +17,7 @@ import pytest
 from sla_stream.core import periods
 from sla_stream.core.contracts import parse_contracts
 from sla_stream.core.terms import ContractRecord
-from sla_stream.web import adherence
-from sla_stream.web import page_budget
+from sla_stream.web import adherence, page_budget
 from sla_stream.web.adherence import MAX_PERIODS, BadRequest, TooManyPeriods, parse_query
 from sla_stream.web.cluster import Gathered, member_query
 from sla_stream.web.dashboard import Dashboard, data_answer, page_answer
