@@ -14,6 +14,7 @@ go (a dense chart shrinks by about two thirds).
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -26,7 +27,7 @@ from sla_stream.web.page_budget import MAX_SERIES, OTHERS
 
 MAX_LABELLED_POINTS = 24
 MAX_X_LABELS = 12
-# Points in a line before its dots are drawn smaller (a cloud of big dots hides the line).
+# Points in a line past which its dots and line are drawn thin (big dots hide the lines).
 DENSE_POINTS = 60
 _SCRIPT = re.compile(r"<script\b.*?</script>|<!--.*?-->", re.DOTALL)
 _TOOLTIP = re.compile(r'<desc class="[^"]*">[^<]*</desc>')
@@ -111,7 +112,7 @@ def _x_labels(chart: Any, labels: list[str]) -> None:
 
 
 def _dots(points: int) -> float:
-    return 4 if points <= MAX_LABELLED_POINTS else 2.5 if points <= DENSE_POINTS else 1.5
+    return 4 if points <= MAX_LABELLED_POINTS else 2.5 if points <= DENSE_POINTS else 1.2
 
 
 def adherence_chart(data: Mapping[str, Any], target: float) -> str:
@@ -196,7 +197,8 @@ def trend_chart(
 
     On a logarithmic axis: response times span minutes to weeks, and on a linear one a few
     slow days flatten every other line onto the floor. Times under a minute (a clock stopped
-    before much business time passed) sit on the axis floor."""
+    before much business time passed) sit on the axis floor. The logarithm is taken here and
+    the axis labelled in durations: pygal's own logarithmic mode bridges gaps (empty periods)."""
     names = list(per_category)[:MAX_SERIES]
     colors = tuple(
         OTHERS_COLOUR if name == OTHERS else PALETTE[i % len(PALETTE)]
@@ -207,24 +209,24 @@ def trend_chart(
     top = max(positive, default=3600.0)
     floor = FASTEST_SHOWN_S if top > 10 * FASTEST_SHOWN_S else min(positive, default=1.0)
     ticks = [t for t in TIME_TICKS_S if floor <= t <= top * 1.5] or [floor, top]
-    dense = len(periods) > DENSE_POINTS
     chart = pygal.Line(
         **_config(
             colors or PALETTE,
-            value_formatter=short_duration,
+            value_formatter=lambda v: short_duration(10**v),
             dots_size=_dots(len(periods)),
-            show_dots=not dense,  # thin lines: 9 series of dots a day are a cloud
-            stroke_style={"width": 1.2} if dense else {"width": 2},
-            logarithmic=True,
-            range=(floor, max(top * 1.2, ticks[-1])),
+            stroke_style={"width": 1.2 if len(periods) > DENSE_POINTS else 2},
+            range=(math.log10(floor), math.log10(max(top * 1.2, ticks[-1]))),
             height=300,
         )
     )
     if names:  # pygal fails on y labels of a chart with no series (nothing settled in range)
-        chart.y_labels = ticks
+        chart.y_labels = [{"value": math.log10(t), "label": short_duration(t)} for t in ticks]
     _x_labels(chart, periods)
     for name, row in zip(names, rows, strict=True):
-        values = [None if row.get(p) is None else max(floor, row[p]) for p in periods]
+        values = [
+            None if row.get(p) is None else round(math.log10(max(floor, row[p])), 4)
+            for p in periods
+        ]
         extra = {"stroke_style": {**DASHED, "width": 1.5}} if name == OTHERS else {}
         chart.add(name, values, **extra)
     return _render(chart)
