@@ -7,12 +7,14 @@ from pathlib import Path
 import click
 
 from sla_stream import __version__
+from sla_stream.analytics.capacity_cli import capacity
 from sla_stream.analytics.report import report_command
 from sla_stream.contracts_cli import contracts
 from sla_stream.generate import generate_command
 from sla_stream.importers.cli import import_group
 from sla_stream.notify.cli import notify
 from sla_stream.replay import replay_command
+from sla_stream.web.admin_cli import resume_events_command
 from sla_stream.web.token_cli import token_group
 
 
@@ -52,11 +54,12 @@ def broker(host: str, port: int) -> None:
     import signal
 
     from sla_stream.broker import EmbeddedBroker
+    from sla_stream.processes import stop_on_signals
 
-    with EmbeddedBroker(host, port) as b:
+    stop_on_signals()  # SIGTERM and SIGHUP stop the broker as Ctrl-C does
+    with contextlib.suppress(KeyboardInterrupt), EmbeddedBroker(host, port) as b:
         click.echo(f"embedded broker listening on {b.bootstrap} (memory-only; Ctrl-C stops it)")
-        with contextlib.suppress(KeyboardInterrupt):
-            signal.pause()
+        signal.pause()
 
 
 def _register() -> None:
@@ -74,6 +77,8 @@ main.add_command(import_group)
 main.add_command(report_command)
 main.add_command(token_group)
 main.add_command(notify)
+main.add_command(resume_events_command)
+main.add_command(capacity)
 
 if __name__ == "__main__":
     main()

@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from sla_stream.cli_types import aware_instant
 from sla_stream.core import engine
 from sla_stream.core.clock import utc
-from sla_stream.core.engine import IncidentState, Step
+from sla_stream.core.engine import IncidentState, Result
 from sla_stream.core.models import METRICS, Alert, IncidentEvent, Outcome
 from sla_stream.core.terms import ContractRecord
 
@@ -159,7 +159,7 @@ class Replayer:
             contract = self.contracts.get(state.contract_id) if state.contract_id else None
             self._take(incident_id, engine.advance(state, due, contract))
 
-    def _take(self, incident_id: str, step: Step) -> None:
+    def _take(self, incident_id: str, step: Result) -> None:
         self.states[incident_id] = step.state
         for alert in step.alerts:
             self.summary.alerts[alert.kind] += 1

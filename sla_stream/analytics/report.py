@@ -100,9 +100,12 @@ def reports_from_replay(
     return out
 
 
-def _get_json(url: str) -> Any:
+def _get_json(url: str, token: str | None = None) -> Any:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        with urllib.request.urlopen(url, timeout=30) as response:
+        with urllib.request.urlopen(
+            urllib.request.Request(url, headers=headers), timeout=30
+        ) as response:
             return orjson.loads(response.read())
     except urllib.error.HTTPError as exc:
         try:
@@ -121,15 +124,18 @@ def reports_from_api(
     step: Step,
     contract_ids: Iterable[str] = (),
     metric: str | None = None,
+    token: str | None = None,
 ) -> list[dict[str, Any]]:
+    """Reports from a worker's adherence API; `token` is a viewer token, when it needs one."""
     base = base_url.rstrip("/")
-    wanted = list(contract_ids) or _get_json(f"{base}/api/v1/adherence/contracts")["contracts"]
+    contracts_url = f"{base}/api/v1/adherence/contracts"
+    wanted = list(contract_ids) or _get_json(contracts_url, token)["contracts"]
     out = []
     for contract_id in wanted:
         params = {"contract": contract_id, "from": from_text, "to": to_text, "step": step}
         if metric:
             params["metric"] = metric
-        out.append(_get_json(f"{base}/api/v1/adherence?{urllib.parse.urlencode(params)}"))
+        out.append(_get_json(f"{base}/api/v1/adherence?{urllib.parse.urlencode(params)}", token))
     return out
 
 
@@ -265,6 +271,11 @@ def render_table(rep: dict[str, Any]) -> str:
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 @click.option("--url", help="a worker's web address (default: SLA_WEB_HOST:SLA_WEB_PORT)")
 @click.option(
+    "--token",
+    envvar="SLA_VIEWER_TOKEN",
+    help="a viewer token, for a worker with SLA_VIEWER_TOKEN_HASHES (default: $SLA_VIEWER_TOKEN)",
+)
+@click.option(
     "--replay-dir",
     type=click.Path(file_okay=False, exists=True, path_type=Path),
     help="report from `sla-stream replay` output instead of a running system",
@@ -283,6 +294,7 @@ def report_command(
     metric: str | None,
     fmt: str,
     url: str | None,
+    token: str | None,
     replay_dir: Path | None,
     contracts_file: Path | None,
 ) -> None:
@@ -302,7 +314,9 @@ def report_command(
 
             settings = Settings()
             base = url or f"http://{settings.web_host}:{settings.web_port}"
-            reports = reports_from_api(base, from_text, to_text, step, contract_ids, metric)
+            reports = reports_from_api(
+                base, from_text, to_text, step, contract_ids, metric, token=token
+            )
     except (ReportError, SlaError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(render(reports, fmt))

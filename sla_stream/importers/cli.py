@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import itertools
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -55,8 +56,18 @@ def import_group() -> None:
     help="time: all events by occurred_at, as a live feed (and replay) has them; "
     "incident: each incident's events together, streamed in constant memory.",
 )
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    help="Read only the first N rows after the header (5998: the 890-incident sample).",
+)
 def servicenow(
-    file: Path, mapping_path: Path, out: Path, report_path: Path | None, order: str
+    file: Path,
+    mapping_path: Path,
+    out: Path,
+    report_path: Path | None,
+    order: str,
+    limit: int | None,
 ) -> None:
     """Convert a ServiceNow incident event log (CSV, or .csv.gz) into incident events."""
     try:
@@ -68,7 +79,8 @@ def servicenow(
     partial = out.with_name(out.name + ".part")  # a failed import leaves no half-written --out
     try:
         with open_log(file) as source, partial.open("wb") as sink:
-            events = convert(source, mapping, summary)
+            lines = source if limit is None else itertools.islice(source, limit + 1)
+            events = convert(lines, mapping, summary)
             if order == "time":
                 _write_by_time(events, sink)
             else:

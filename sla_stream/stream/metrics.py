@@ -28,6 +28,23 @@ class Metrics:
         self.dead_letters = Counter(
             "sla_dead_letters", "Messages sent to the dead-letter topic", ["reason"], registry=r
         )
+        # Dead letters that could not be delivered after every retry (each also logged at ERROR
+        # with the offset of its original on the events topic).
+        self.dead_letter_failures = Counter(
+            "sla_dead_letter_failures", "Dead letters that could not be delivered", registry=r
+        )
+        # 1 while consumption of the events topic is paused by the dead-letter limit.
+        self.dead_letter_paused = Gauge(
+            "sla_dead_letter_paused",
+            "1 while the events topic is paused because too many messages were dead letters",
+            registry=r,
+        )
+        # Share of dead letters among the last SLA_DEAD_LETTER_WINDOW messages of the events topic.
+        self.dead_letter_ratio = Gauge(
+            "sla_dead_letter_window_ratio",
+            "Dead letters / messages over the recent window of the events topic",
+            registry=r,
+        )
         # Alerts published, by kind, metric and severity.
         self.alerts = Counter(
             "sla_alerts", "Alerts published", ["kind", "metric", "severity"], registry=r
@@ -48,6 +65,11 @@ class Metrics:
         # incident's tick retried a minute later.
         self.step_errors = Counter(
             "sla_step_errors", "Incident steps that raised an error", registry=r
+        )
+        # Outbox entries re-sent after a restart or a rebalance (same ids): effects the broker may
+        # not have acknowledged before the worker stopped (see `stream/publish.py`).
+        self.effects_resent = Counter(
+            "sla_effects_resent", "Alerts and outcomes re-sent from the outbox", registry=r
         )
         # Incidents waiting for their contract to become known.
         self.parked = Gauge("sla_parked_incidents", "Incidents parked", registry=r)

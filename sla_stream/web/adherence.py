@@ -24,6 +24,7 @@ from sla_stream.analytics.adherence import Query, contract_zone
 from sla_stream.core.models import METRICS
 from sla_stream.core.periods import STEPS, Step, next_period_start, parse_bound, period_start
 from sla_stream.core.terms import ContractRecord
+from sla_stream.web.access import Access
 from sla_stream.web.page_budget import (
     MAX_API_PERIODS,
     STEP_WORDS,
@@ -33,8 +34,8 @@ from sla_stream.web.page_budget import (
 )
 
 if TYPE_CHECKING:
-    from sla_stream.stream.app import SlaApp
     from sla_stream.stream.rollups import Rollups
+    from sla_stream.worker_app import SlaApp
 
 PATH = "/api/v1/adherence"
 CONTRACTS_PATH = "/api/v1/adherence/contracts"
@@ -182,13 +183,13 @@ def register_adherence_views(sla_app: SlaApp, rollups: Rollups, table: Any) -> N
             answer["default_range"] = default_range_text(query.step, latest, query.tz)
         return _json(view, answer)
 
-    @app.page(PATH)
+    @sla_app.routes.page(PATH, Access.VIEWER)
     async def adherence_view(view: Any, request: Any) -> Any:
         if not request.query.get("contract"):
             return _json(view, {"error": "'contract' is required"}, 400)
         return await owned(view, request)
 
-    @app.page(CONTRACTS_PATH)
+    @sla_app.routes.page(CONTRACTS_PATH, Access.VIEWER)
     async def contracts_view(view: Any, request: Any) -> Any:
         ids = sorted(_text(k) for k in sla_app.contracts_table)
         return _json(view, {"contracts": ids})

@@ -30,6 +30,7 @@ from sla_stream.analytics.adherence import contract_zone
 from sla_stream.core.models import SEVERITIES
 from sla_stream.core.periods import next_period_start, period_starts
 from sla_stream.web import dashboard_html
+from sla_stream.web.access import Access
 from sla_stream.web.adherence import BadRequest, parse_query
 from sla_stream.web.commitments import commitments_json
 from sla_stream.web.dashboard_data import (
@@ -48,9 +49,9 @@ from sla_stream.web.open_incidents import IncidentFilter, at_risk
 from sla_stream.web.page_budget import default_range, default_range_text
 
 if TYPE_CHECKING:
-    from sla_stream.stream.app import SlaApp
     from sla_stream.stream.rollups import Rollups
     from sla_stream.web.cluster import Cluster
+    from sla_stream.worker_app import SlaApp
 
 log = logging.getLogger(__name__)
 
@@ -202,18 +203,18 @@ def register_dashboard(sla_app: SlaApp, rollups: Rollups, cluster: Cluster, back
         status, body = series_answer(rollups, sla_app, request.query)
         return _json(view, body, status)
 
-    @app.page(SERIES_PATH)
+    @sla_app.routes.page(SERIES_PATH, Access.VIEWER)
     async def series_view(view: Any, request: Any) -> Any:
         if not request.query.get("contract"):
             return _json(view, {"error": "'contract' is required"}, 400)
         return await owned_series(view, request)
 
-    @app.page(DATA_PATH)
+    @sla_app.routes.page(DATA_PATH, Access.VIEWER)
     async def data_view(view: Any, request: Any) -> Any:
         status, body = await data_answer(dashboard, request.query)
         return _json(view, body, status)
 
-    @app.page(PAGE_PATH)
+    @sla_app.routes.page(PAGE_PATH, Access.VIEWER)
     async def page_view(view: Any, request: Any) -> Any:
         return view.html(await page_answer(dashboard, request.query))
 

@@ -44,8 +44,8 @@ from sla_stream.web.commitments import commitments_json
 from sla_stream.web.open_incidents import IncidentFilter
 
 if TYPE_CHECKING:
-    from sla_stream.stream.app import SlaApp
     from sla_stream.web.cluster import Gathered
+    from sla_stream.worker_app import SlaApp
 
 log = logging.getLogger(__name__)
 
@@ -262,12 +262,13 @@ class WorkerBackend:
 
 def register_portal_views(sla_app: SlaApp, cluster: Any) -> Portal:
     """Add the portal endpoints to the worker's web server."""
+    from sla_stream.web.access import Access  # access.py reads portal tokens: import late
+
     settings = sla_app.settings
     tokens = portal_tokens(settings.portal_token_hashes)
     if not len(tokens):
         log.warning("portal: no SLA_PORTAL_TOKEN_HASHES configured; %s/* answers 401", PREFIX)
     portal = Portal(WorkerBackend(sla_app, cluster), tokens, settings.portal_recent_days)
-    app = sla_app.faust
 
     def _send(view: Any, reply: Reply) -> Any:
         return view.bytes(
@@ -287,5 +288,5 @@ def register_portal_views(sla_app: SlaApp, cluster: Any) -> Portal:
 
             return endpoint
 
-        app.page(f"{PREFIX}/{name}", name=f"portal_{name}")(handler())
+        sla_app.routes.page(f"{PREFIX}/{name}", Access.PORTAL, name=f"portal_{name}")(handler())
     return portal

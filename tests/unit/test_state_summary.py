@@ -152,3 +152,11 @@ def test_last_writes_keeps_the_window_before_each_partitions_last_write_whatever
         ("INC-9005", 5000.0),
     ]
     assert all(len(kept) <= 2048 for kept in last.kept.values())  # trimmed while collecting
+
+
+def test_last_writes_leaves_out_what_the_acknowledged_watermark_covers() -> None:
+    last = LastWrites(30.0)
+    for partition, n, w in [(0, 1, 990.0), (0, 2, 995.0), (0, 3, 1000.0), (1, 4, 500.0)]:
+        last.add(partition, (_entry(n, w),))
+    got = [p.key for p in last.entries({0: 995.0, 1: None})]
+    assert got == ["INC-3", "INC-4"]  # partition 1 stored no watermark: its window stands
