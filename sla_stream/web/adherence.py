@@ -171,7 +171,8 @@ def register_adherence_views(sla_app: SlaApp, rollups: Rollups, table: Any) -> N
         # Runs on the worker owning the contract's partition (table_route forwarded it here).
         params = request.query
         contract_id = params.get("contract", "")
-        latest = rollups.latest_settled(contract_id)
+        found = not params.get("from") and not params.get("to")  # the range is ours to find
+        latest = rollups.latest_settled(contract_id) if found else None
         try:
             query = parse_query(params, sla_app.contract(contract_id), latest or datetime.now(UTC))
         except BadRequest as exc:
@@ -179,7 +180,7 @@ def register_adherence_views(sla_app: SlaApp, rollups: Rollups, table: Any) -> N
         except LookupError as exc:
             return _json(view, {"error": str(exc)}, 404)
         answer = rollups.query(query)
-        if not params.get("from") and not params.get("to"):
+        if found:
             answer["default_range"] = default_range_text(query.step, latest, query.tz)
         return _json(view, answer)
 

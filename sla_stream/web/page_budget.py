@@ -21,7 +21,9 @@ from sla_stream.core.periods import STEPS, Step, next_period_start, period_label
 # six-month daily view is 184 periods; an hourly quarter, 2,200, is shown by day).
 MAX_CHART_PERIODS = 200
 # The API answers machines, but its report repeats per-category trends per period: 1,000
-# periods (six weeks of hours, nearly three years of days) keep an answer around 1 MB.
+# periods (41 days of hours, nearly three years of days) keep an answer around 1 MB (measured
+# on sn-standard, the busiest ServiceNow contract: 0.99 MB for 984 hours, 0.60 MB for 1,000
+# days).
 MAX_API_PERIODS = 1_000
 MAX_SERIES = 12
 TOP_CATEGORIES = 8

@@ -219,3 +219,25 @@ async def test_the_page_renders_when_no_owner_has_figures() -> None:
     board, _ = dashboard()
     html = await page_answer(board, {"step": "quarter"})
     assert "no figures" in html and '<section class="card" id="breaches">' in html
+
+
+def test_the_adherence_query_without_a_range_ends_at_the_latest_settled_clock() -> None:
+    latest = datetime(2016, 6, 28, 15, tzinfo=UTC)
+    q = parse_query({"contract": "acme", "step": "day"}, BERLIN, default_end=latest)
+    assert (q.from_at, q.to_at) == (
+        periods.parse_bound("2016-03-31", "Europe/Berlin"),
+        periods.parse_bound("2016-06-29", "Europe/Berlin"),
+    )
+    # One bound alone is a question the caller must finish; no default end, both are required.
+    with pytest.raises(BadRequest, match="'to' is required"):
+        parse_query({"contract": "acme", "from": "2016-01-01"}, BERLIN, default_end=latest)
+    with pytest.raises(BadRequest, match="'from' is required"):
+        parse_query({"contract": "acme"}, BERLIN)
+
+
+def test_the_adherence_query_refuses_past_its_budget_naming_the_step_that_fits() -> None:
+    with pytest.raises(TooManyPeriods, match=r"step=day fits \(366 periods\)") as refused:
+        query(**{"from": "2016-01-01", "to": "2017-01-01", "step": "hour"})
+    assert refused.value.fits == "day" and refused.value.count == 366
+    # 41 days of hours (984) fit.
+    assert query(**{"from": "2016-01-01", "to": "2016-02-11", "step": "hour"}).step == "hour"
