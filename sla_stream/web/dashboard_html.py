@@ -8,7 +8,7 @@ category tables sort on the server: their headings are links with `sort=`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 from typing import Any
 from urllib.parse import urlencode
@@ -103,7 +103,7 @@ def _bound(name: str, label: str, value: str, found: bool) -> str:
     return f'<label>{label}<input name="{name}" {shown} size="12"></label>'
 
 
-def _categories_select(filters: Filters, categories: list[str]) -> str:
+def _categories_select(filters: Filters, categories: Sequence[str]) -> str:
     opts = "".join(
         f'<option value="{_e(c)}"{" selected" if c in filters.categories else ""}>{_e(c)}</option>'
         for c in categories
@@ -118,7 +118,7 @@ def filters_form(
     filters: Filters,
     contracts: list[str],
     tiers: list[str],
-    categories: list[str] = (),  # type: ignore[assignment]
+    categories: Sequence[str] = (),
 ) -> str:
     sort = "" if filters.sort == DEFAULT_SORT else filters.sort
     return (
