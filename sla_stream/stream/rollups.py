@@ -44,7 +44,7 @@ from sla_stream.analytics.adherence import (
     report,
     totals,
 )
-from sla_stream.core.models import Outcome
+from sla_stream.core.models import METRICS, Outcome
 from sla_stream.core.periods import next_period_start, period_starts
 from sla_stream.core.terms import ContractRecord
 
@@ -192,6 +192,23 @@ class Rollups:
                 if key >= stop:
                     break
                 yield Bucket.from_bytes(value)
+
+    def latest_settled(self, contract_id: str) -> datetime | None:
+        """Start of the latest hour holding settled clocks of a contract (local buckets), by
+        one backward seek per metric: where a default range ends."""
+        latest: datetime | None = None
+        for metric in METRICS:
+            prefix = key_prefix(contract_id, metric).encode()
+            for _, db in self._dbs(self.active_partitions()):
+                for key, value in db.items(backwards=True, from_key=prefix + b"\xff"):
+                    if not key.startswith(prefix):
+                        break
+                    bucket = Bucket.from_bytes(value)
+                    if bucket.count:
+                        hour = bucket.key.hour_start
+                        latest = hour if latest is None else max(latest, hour)
+                        break
+        return latest
 
     def query(self, query: Query) -> dict[str, Any]:
         """The adherence report of one contract, from this worker's buckets."""

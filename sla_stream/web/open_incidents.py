@@ -86,7 +86,7 @@ class ClockView:
             return None
         return self.breached_at or self.deadline_at
 
-    def elapsed_s(self, now: datetime) -> float:
+    def elapsed_at(self, now: datetime) -> float:
         if self.calendar is None:
             return self.elapsed_s
         clock = clk.Clock(self.metric, self.severity, self.phase, self.elapsed_s, self.since)
@@ -94,7 +94,7 @@ class ClockView:
 
     def to_json(self, now: datetime) -> dict[str, Any]:
         due = self.due_at
-        elapsed = self.elapsed_s(now)
+        elapsed = self.elapsed_at(now)
         open_ = self.phase in clk.OPEN_PHASES
         return {
             "metric": self.metric,
