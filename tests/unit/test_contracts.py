@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +118,32 @@ def test_calendar_block_errors_are_prefixed_with_the_calendar() -> None:
     data["calendars"]["office"]["hours"]["mon"] = [["09:00", "25:00"]]
     err = refusal(data)
     assert (err.path, err.value) == ("calendars.office.hours.mon[0]", ["09:00", "25:00"])
+
+
+def test_date_exception_errors_name_the_file_the_calendar_path_and_value(tmp_path: Path) -> None:
+    data = base()
+    data["calendars"]["office"]["dates"] = {"2026-12-24": [["08:00", "12:00"]]}
+    assert parse_contracts(data, file=FILE)["c-1"].versions[0].calendars["office"]["dates"] == {
+        "2026-12-24": [["08:00", "12:00"]]
+    }
+    data["calendars"]["office"]["dates"] = {"2026-12-24": [["12:00", "08:00"]]}
+    err = refusal(data)
+    assert (err.path, err.value) == ("calendars.office.dates.2026-12-24[0]", ["12:00", "08:00"])
+    # Unquoted YAML dates are dates (not strings) as keys; a bad one is named as written.
+    text = yaml.safe_dump(base()).replace("  office:\n", "  office:\n    dates: {2026-13-01: []}\n")
+    path = tmp_path / "c.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(InvalidContract) as caught:
+        load_contracts(path)
+    assert (caught.value.file, caught.value.path) == (
+        str(path),
+        "calendars.office.dates.2026-13-01",
+    )
+    assert caught.value.value == "2026-13-01"
+    good = tmp_path / "d.yaml"
+    good.write_text(text.replace("2026-13-01: []", "2026-12-24: []"), encoding="utf-8")
+    terms = load_contracts(good)["c-1"].versions[0]
+    assert terms.calendars["office"]["dates"] == {"2026-12-24": []}
 
 
 def test_unknown_tier_named_by_a_contract() -> None:
@@ -593,6 +619,11 @@ def test_the_example_calendars_have_public_holidays() -> None:
     new_york = BusinessCalendar.from_dict(hudson.calendars["new-york-office"])
     july_4th = datetime(2025, 7, 4, 13, 0, tzinfo=UTC)  # a Friday
     assert new_york.elapsed(july_4th, datetime(2025, 7, 4, 20, 0, tzinfo=UTC)) == 0
+    # Date exceptions: Saturday 5 Dec 2026 opens 09-13 (+01), Wed 23 Dec closes at 12:00.
+    saturday = datetime(2026, 12, 5, 0, 0, tzinfo=UTC)
+    assert berlin.elapsed(saturday, saturday + timedelta(days=1)) == 4 * 3600
+    wednesday = datetime(2026, 12, 23, 0, 0, tzinfo=UTC)
+    assert berlin.elapsed(wednesday, wednesday + timedelta(days=1)) == 4 * 3600
 
 
 def test_the_demo_contract_counts_seconds_around_the_clock() -> None:
