@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from sla_stream.cli.contracts import contracts
 from sla_stream.core.calendar import BusinessCalendar
 from sla_stream.core.contract_file import dotted
+from sla_stream.core.contract_versions import published_conflicts
 from sla_stream.core.contracts import (
     DEFAULT_PAUSE_STATUSES,
     load_contracts,
@@ -716,3 +717,58 @@ def test_cli_show_an_unknown_contract_or_version() -> None:
         contracts, ["show", "demo", "--file", str(EXAMPLE), "--version", "3"]
     )
     assert version.exit_code == 1 and "demo has no version 3 (has 1)" in version.output
+
+
+# --- published versions are immutable --------------------------------------------------------
+
+
+def _edited(edit: Any) -> dict[str, ContractRecord]:
+    data = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+    edit(data)
+    return parse_contracts(data, file="edited.yaml")
+
+
+def _nordwind(data: dict[str, Any], index: int) -> dict[str, Any]:
+    return [c for c in data["contracts"] if c["contract_id"] == "nordwind-logistik-msa"][index]
+
+
+PUBLISHED_CASES = [
+    ("the same file", lambda d: None, []),
+    (
+        "a new contract",
+        lambda d: d["contracts"].append(
+            {**copy.deepcopy(d["contracts"][-1]), "contract_id": "new-co", "customer_id": "new-co"}
+        ),
+        [],
+    ),
+    (
+        "a third version",
+        lambda d: d["contracts"].append(
+            {**copy.deepcopy(_nordwind(d, 1)), "version": 3, "effective_from": "2027-01-01"}
+        ),
+        [],
+    ),
+    (
+        "a published version's tier changed",
+        lambda d: _nordwind(d, 0).update(tier="silver"),
+        ["nordwind-logistik-msa version 1 is already published and would change (tier, targets)"],
+    ),
+    (
+        "a published version dropped",
+        lambda d: d["contracts"].remove(_nordwind(d, 1)),
+        ["nordwind-logistik-msa version 2 is published and missing from the file"],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("edit", "starts"), [pytest.param(*c[1:], id=c[0]) for c in PUBLISHED_CASES]
+)
+def test_a_published_version_cannot_change(edit: Any, starts: list[str]) -> None:
+    published = load_contracts(EXAMPLE)
+    problems = published_conflicts(published, _edited(edit))
+    assert [p[: len(s)] for p, s in zip(problems, starts, strict=False)] == starts
+    assert len(problems) == len(starts)
+    if starts and "change" in starts[0]:
+        assert problems[0].endswith("publish the new terms as version 3 with a later "
+                                    "effective_from instead")  # fmt: skip
