@@ -107,7 +107,7 @@ class Replayer:
         step = engine.apply(state, event, self._contract(state, event))
         if step.ignored is not None:
             self.summary.ignored[step.ignored] += 1
-            if step.ignored in ("duplicate", "after_final", "unknown_contract_version"):
+            if step.ignored in ("duplicate", "after_final"):
                 return
         self.summary.events += 1
         self._take(event.incident_id, step)

@@ -23,10 +23,13 @@ TOLERANCE_S = 1e-6
 
 @dataclass(frozen=True)
 class ContractArrives:
-    """A step: contract `contract_id` becomes known at `at` (before it, it is unknown)."""
+    """A step: contract `contract_id` becomes known at `at` (before it, it is unknown), or with
+    `from_version`, its versions from that one on are published at `at` (before it, the record
+    holds only the earlier ones)."""
 
     contract_id: str
     at: datetime | None
+    from_version: int | None = None
 
 
 Step = IncidentEvent | ContractArrives
@@ -46,7 +49,13 @@ class Scenario:
     parked: int | None = None
 
     def known_contracts(self) -> dict[str, ContractRecord]:
-        return {k: v for k, v in self.contracts.items() if k not in self.withheld}
+        known = {k: v for k, v in self.contracts.items() if k not in self.withheld}
+        for step in self.steps:
+            if isinstance(step, ContractArrives) and step.from_version is not None:
+                record = known[step.contract_id]
+                earlier = tuple(v for v in record.versions if v.version < step.from_version)
+                known[step.contract_id] = record.model_copy(update={"versions": earlier})
+        return known
 
     def events(self) -> list[IncidentEvent]:
         return [s for s in self.steps if isinstance(s, IncidentEvent)]
@@ -68,10 +77,12 @@ def load_scenario(path: Path) -> Scenario:
     for raw in data["steps"]:
         if "contract_arrives" in raw:
             at = _instant(raw["at"]) if "at" in raw else None
-            steps.append(ContractArrives(raw["contract_arrives"], at))
+            steps.append(ContractArrives(raw["contract_arrives"], at, raw.get("from_version")))
             continue
         steps.append(_event(raw, defaults, counters))
-    withheld = frozenset(s.contract_id for s in steps if isinstance(s, ContractArrives))
+    withheld = frozenset(
+        s.contract_id for s in steps if isinstance(s, ContractArrives) and s.from_version is None
+    )
     expect = data.get("expect", {})
     return Scenario(
         name=data.get("name", path.stem),

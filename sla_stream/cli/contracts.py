@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from sla_stream.core.contract_versions import published_conflicts
 from sla_stream.core.contracts import load_contracts
 from sla_stream.core.durations import describe_seconds
 from sla_stream.core.errors import InvalidContract
@@ -48,13 +49,31 @@ def validate(file: Path) -> None:
 @click.argument("file", type=_FILE)
 @click.option("--broker", help=_BROKER_HELP)
 def apply(file: Path, broker: str | None) -> None:
-    """Publish every contract of FILE, resolved, to the compacted contracts topic."""
-    from sla_stream.stream.contracts_topic import contracts_topic, publish_contracts
+    """Publish every contract of FILE, resolved, to the compacted contracts topic.
+
+    Refused, publishing nothing, if the file changes or drops a version already published:
+    incidents are counted under the version they opened with, so new terms are a new version.
+    """
+    from sla_stream.stream.contracts_topic import (
+        contracts_topic,
+        publish_contracts,
+        read_published,
+    )
 
     records = _load(file)
     settings = Settings()
     bootstrap = broker or settings.broker or DEFAULT_BROKER
     spec = contracts_topic(settings)
+    try:
+        published = asyncio.run(read_published(bootstrap, spec))
+    except Exception as exc:  # aiokafka's connection errors have no common base worth naming
+        raise click.ClickException(f"cannot read {spec.name} on {bootstrap}: {exc!r}") from exc
+    conflicts = published_conflicts(published, records)
+    if conflicts:
+        raise click.ClickException(
+            f"{file}: refused, nothing published: a published version is immutable\n  "
+            + "\n  ".join(conflicts)
+        )
     try:
         sent = asyncio.run(publish_contracts(bootstrap, spec, records))
     except Exception as exc:  # aiokafka's connection errors have no common base worth naming

@@ -16,14 +16,21 @@ def threshold_key(threshold: float | None) -> str:
 
 
 def alert_id(
-    incident_id: str, metric: str, kind: str, threshold: float | None, revision: int
+    incident_id: str,
+    metric: str,
+    kind: str,
+    threshold: float | None,
+    revision: int,
+    life: str | None = None,
 ) -> str:
     """Id of an alert in a slot (incident, metric, kind, threshold) at a revision.
 
     The revision counts earlier retractions of that slot, so a correction gets a new id (a
     notifier de-duplicating by id does not drop it) and a replay of the same history repeats it.
+    `life` tells a reused incident id's later lives apart (None for the first life).
     """
-    return _digest("alert", incident_id, metric, kind, threshold_key(threshold), revision)
+    parts = ("alert", incident_id, metric, kind, threshold_key(threshold), revision)
+    return _digest(*parts) if life is None else _digest(*parts, life)
 
 
 def retraction_id(retracted_alert_id: str) -> str:
@@ -31,9 +38,11 @@ def retraction_id(retracted_alert_id: str) -> str:
     return _digest("retracted", retracted_alert_id)
 
 
-def outcome_id(incident_id: str, metric: str, revision: int) -> str:
-    """Id of a clock's outcome; the revision counts the outcomes published before for it."""
-    return _digest("outcome", incident_id, metric, revision)
+def outcome_id(incident_id: str, metric: str, revision: int, life: str | None = None) -> str:
+    """Id of a clock's outcome; the revision counts the outcomes published before for it, and
+    `life` tells a reused incident id's later lives apart (None for the first life)."""
+    parts = ("outcome", incident_id, metric, revision)
+    return _digest(*parts) if life is None else _digest(*parts, life)
 
 
 def withdrawal_id(withdrawn_outcome_id: str) -> str:

@@ -12,6 +12,8 @@ Conventions (shared with the established business-time libraries' test suites):
   that lands on a closing time is that closing time, not the next opening.
 - Holidays are whole local days: a holiday drops the ranges of that weekday (an overnight
   shift written as two ranges loses only the part on the holiday).
+- Date exceptions (`dates`) replace the ranges of one local date (an empty list closes it);
+  they are wall times like the weekly ranges, and a holiday on the same date still closes it.
 - Business time is integer microseconds inside, so `elapsed(s, add(s, x)) == x` exactly for
   any x that is a whole number of microseconds.
 
@@ -21,8 +23,8 @@ Conventions (shared with the established business-time libraries' test suites):
   day), even when the instants are equal. `elapsed_us` gives exact integer microseconds.
 
 Cost: `from_dict` validates; weeks are built lazily in blocks of 64 (regular weeks share one
-template, only weeks with a holiday or a change of offset are computed range by range), after
-which `add` and `elapsed` are a few bisections whatever the span.
+template; only weeks with a holiday, a date exception or a change of offset are computed range
+by range), after which `add` and `elapsed` are a few bisections whatever the span.
 """
 
 from __future__ import annotations
@@ -57,9 +59,11 @@ class BusinessCalendar:
         self.spec = spec
         self.timezone: ZoneInfo = spec.timezone
         # Open every hour of every day with no holiday: business time is plain elapsed time.
-        self._plain = spec.always_open and not spec.holidays and spec.country is None
+        self._plain = (
+            spec.always_open and not spec.holidays and spec.country is None and not spec.dates
+        )
         self._holiday_years: dict[int, frozenset[date]] = {}
-        self._builder = BlockBuilder(spec.timezone, spec.week, self._holidays_of_year)
+        self._builder = BlockBuilder(spec.timezone, spec.week, self._holidays_of_year, spec.dates)
         self._blocks: dict[int, Block] = {}
 
     @classmethod

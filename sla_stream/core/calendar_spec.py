@@ -1,9 +1,11 @@
-"""Validation of a calendar block into a `CalendarSpec`: zone, weekly opening ranges, holidays."""
+"""Validation of a calendar block into a `CalendarSpec`: zone, weekly opening ranges, holidays,
+and date exceptions (the ranges of one date replacing that weekday's)."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from itertools import pairwise
 from typing import Any
@@ -18,7 +20,7 @@ ALWAYS = "24x7"
 DAY_SECONDS = 86_400
 # Keys a block may carry besides the ones that shape the calendar: informational only.
 _INFO_KEYS = frozenset({"name", "description"})
-_KEYS = frozenset({"timezone", "hours", "holidays", "country_holidays"}) | _INFO_KEYS
+_KEYS = frozenset({"timezone", "hours", "holidays", "country_holidays", "dates"}) | _INFO_KEYS
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _TIME = re.compile(r"^(\d{2}):(\d{2})(?::(\d{2}))?$")
 
@@ -35,6 +37,8 @@ class CalendarSpec:
     holidays: frozenset[date]
     country: str | None = None
     subdiv: str | None = None
+    # Date exceptions: the ranges of a date replace its weekday's (empty: closed that day).
+    dates: Mapping[date, tuple[Range, ...]] = field(default_factory=dict, hash=False)
 
     @property
     def always_open(self) -> bool:
@@ -57,7 +61,8 @@ def parse_block(block: Any) -> CalendarSpec:
     week = _always_week() if hours is None or hours == ALWAYS else _parse_hours(hours)
     days = _parse_holidays(block.get("holidays", []))
     country, subdiv = _parse_country(block.get("country_holidays"))
-    return CalendarSpec(tz, week, days, country, subdiv)
+    dates = _parse_dates(block.get("dates", {}))
+    return CalendarSpec(tz, week, days, country, subdiv, dates)
 
 
 def _always_week() -> tuple[tuple[Range, ...], ...]:
@@ -129,19 +134,42 @@ def _parse_holidays(values: Any) -> frozenset[date]:
         raise InvalidContract("holidays is a list of dates", path="holidays", value=values)
     days: set[date] = set()
     for i, value in enumerate(values):
-        if isinstance(value, date) and not isinstance(value, datetime):
-            days.add(value)  # YAML loaders turn an unquoted 2026-12-25 into a date
-            continue
-        if isinstance(value, str) and _DATE.match(value):
-            try:
-                days.add(date.fromisoformat(value))
-                continue
-            except ValueError:
-                pass
-        raise InvalidContract(
-            "a holiday is a date 'YYYY-MM-DD'", path=f"holidays[{i}]", value=value
-        )
+        day = _as_date(value)
+        if day is None:
+            raise InvalidContract(
+                "a holiday is a date 'YYYY-MM-DD'", path=f"holidays[{i}]", value=value
+            )
+        days.add(day)
     return frozenset(days)
+
+
+def _parse_dates(values: Any) -> dict[date, tuple[Range, ...]]:
+    """`dates`: {"YYYY-MM-DD": [[start, end], ...]}, each replacing that weekday's ranges."""
+    if not isinstance(values, dict):
+        raise InvalidContract(
+            "dates maps 'YYYY-MM-DD' to a list of [start, end]", path="dates", value=values
+        )
+    parsed: dict[date, tuple[Range, ...]] = {}
+    for key, ranges in values.items():
+        day = _as_date(key)
+        if day is None:
+            raise InvalidContract("a date is 'YYYY-MM-DD'", path=f"dates.{key}", value=key)
+        if day in parsed:
+            raise InvalidContract("a date given twice", path=f"dates.{key}", value=key)
+        parsed[day] = _parse_day(f"dates.{day.isoformat()}", ranges)
+    return parsed
+
+
+def _as_date(value: Any) -> date | None:
+    """A calendar date from 'YYYY-MM-DD', or from the date YAML makes of an unquoted one."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and _DATE.match(value):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            return None
+    return None
 
 
 def _parse_country(value: Any) -> tuple[str | None, str | None]:

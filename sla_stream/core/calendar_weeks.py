@@ -4,13 +4,13 @@ Instants are integer microseconds since 1970-01-01T00:00Z, so sums and differenc
 A week runs from local Monday 00:00 (fold=0) to the next one. A week whose UTC offset is
 constant from the day before it to the day after it, and that has no holiday on an open day,
 is *regular*: its intervals are the weekly template shifted by the week's start. Only the other
-weeks (a DST change, a holiday) are computed range by range, and only once per block.
+weeks (a DST change, a holiday, a date exception) are computed range by range, once per block.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -127,11 +127,18 @@ class BlockBuilder:
         tz: ZoneInfo,
         week: tuple[tuple[Range, ...], ...],
         holidays_of_year: Callable[[int], frozenset[date]],
+        dates: Mapping[date, tuple[Range, ...]] | None = None,
     ) -> None:
         self.tz = tz
         self.week = week
         self.template = template_shape(week)
         self.holidays_of_year = holidays_of_year
+        self.dates = dates or {}
+
+    def ranges_on(self, day: date) -> tuple[Range, ...]:
+        """A date's ranges before holidays: its exception if it has one, else its weekday's."""
+        ranges = self.dates.get(day)
+        return self.week[day.weekday()] if ranges is None else ranges
 
     def local_us(self, day: date, seconds: int) -> int:
         """The instant of a local wall time (fold=0, as zoneinfo resolves gaps and repeats)."""
@@ -153,7 +160,10 @@ class BlockBuilder:
         for w in range(BLOCK_WEEKS):
             week_days = days[7 * w + 1 : 7 * w + 8]
             closed = any(d in holidays and self.week[d.weekday()] for d in week_days)
-            if all(steady[7 * w : 7 * w + 9]) and not closed:
+            # A date exception changes that week only: its neighbours' ranges cannot cross the
+            # week's bounds unless the offset changes, and then the week is exact anyway.
+            excepted = bool(self.dates) and any(d in self.dates for d in week_days)
+            if all(steady[7 * w : 7 * w + 9]) and not closed and not excepted:
                 shape = self.template
             else:
                 shape = self._exception(days[7 * w : 7 * w + 9], holidays, bounds[w : w + 2])
@@ -185,7 +195,7 @@ class BlockBuilder:
         for d in days:
             if d in holidays:
                 continue
-            for a, b in self.week[d.weekday()]:
+            for a, b in self.ranges_on(d):
                 s, e = max(self.local_us(d, a), lo), min(self.local_us(d, b), hi)
                 if e > s:
                     intervals.append((s - lo, e - lo))

@@ -113,7 +113,16 @@ def _int_or_clock(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> object:
     return yaml.SafeLoader.construct_yaml_int(loader, node)
 
 
+def _date_or_text(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> object:
+    """An unquoted date that is no date (2026-13-01) stays text, so validation can name it."""
+    try:
+        return yaml.SafeLoader.construct_yaml_timestamp(loader, node)
+    except ValueError:
+        return loader.construct_scalar(node)
+
+
 _Loader.add_constructor("tag:yaml.org,2002:int", _int_or_clock)
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _date_or_text)
 
 
 @dataclass(frozen=True)
@@ -349,7 +358,8 @@ def _calendar_of(name: str, raw: object, file: str) -> _Calendar:
         # The resolved form is always a block (`ContractTerms.calendars` holds mappings).
         raw = {"timezone": "UTC", "hours": ALWAYS_OPEN}
     try:
-        block = orjson.loads(orjson.dumps(raw))  # YAML dates become the strings JSON carries
+        # YAML dates (a holiday, a `dates` key) become the strings JSON carries.
+        block = orjson.loads(orjson.dumps(raw, option=orjson.OPT_NON_STR_KEYS))
     except TypeError as exc:
         raise InvalidContract(str(exc), path=f"calendars.{name}", value=raw, file=file) from None
     try:

@@ -12,6 +12,9 @@ The rules (DESIGN.md "SLA clock rules" and "Rule decisions"):
 
 1. Clocks `first_response` and `resolution` start at `opened`, one per metric the contract has
    a target for at the opening severity; they count business time on the target's calendar.
+   A metric with no clock starts one at a severity change to a severity with a target for it,
+   from the change, unless its stop has passed (`first_response` after a response, resolution
+   once resolved until a reopen): `ENDS` and `RESTARTS` below.
 2. What each event does to each clock is the table `TRANSITIONS` below; what it does to the
    incident itself (severity, status, finality), the sets beside it.
 3. Pause: a clock whose target `pauses` does not accrue while the incident's status is one of
@@ -23,7 +26,8 @@ The rules (DESIGN.md "SLA clock rules" and "Rule decisions"):
    not sent again; of the new fractions already passed and never sent only the highest fires,
    at the change; if the new allowance is spent, only the breach fires, at the change, even
    while paused. Stopped and breached clocks keep their target. A change to a severity with no
-   target for a metric leaves that clock on its previous target.
+   target for a metric leaves that clock on its previous target (and one with a target for a
+   metric without a clock starts it, rule 1).
 5. Reopen: a resolution clock that was met resumes with its elapsed kept, under the current
    severity (retargeted at the reopen), paused only if the event carries a pause status; its
    `met` is retracted and its outcome withdrawn at the reopen. A breached clock stays final.
@@ -47,11 +51,14 @@ The rules (DESIGN.md "SLA clock rules" and "Rule decisions"):
     at the late event's instant, before the corrected ones (`ALERT_ORDER`, applied by
     `ledger.reconcile`).
 11. Alert ids: deterministic from (incident, metric, kind, threshold, revision), the revision
-    counting earlier retractions of that slot (`alert_ids`).
-12. Contract: the incident pins the version in force when it opened. No record: parked (events
-    recorded, nothing emitted) and evaluated from its events when a record is given; past dues
-    then fire at once with their own instants. A record without that version: the step is
-    ignored ("unknown_contract_version") and changes nothing.
+    counting earlier retractions of that slot (`alert_ids`). An id reused after its record's
+    retention (`IncidentState.retired` leaves a marker counting lives) salts the ids of later
+    life with its opening instant, so they never repeat an earlier life's; a first life's ids
+    do not change.
+12. Contract: the incident pins the version in force when it opened. No record, or a record
+    with no version in force at the opening instant (or without the pinned version): parked
+    (events recorded, nothing emitted) and evaluated from its events when a record covering it
+    is given; past dues then fire at once with their own instants.
 13. `emitted_at` is always a logical instant: a due instant, or the instant of the event that
     caused the alert. Replaying the same history yields identical alerts and ids.
 """
@@ -62,7 +69,6 @@ import bisect
 from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal, NamedTuple
 
 from sla_stream.core import clock as clk
 from sla_stream.core.clock import BREACH, OPEN_PHASES, utc
@@ -70,10 +76,14 @@ from sla_stream.core.fold import Fold, alert_body
 from sla_stream.core.incident import _TEMPLATE as _NEW
 from sla_stream.core.incident import IncidentState, Recorded
 from sla_stream.core.ledger import AlertBody, OutcomeBody
-from sla_stream.core.models import METRICS, Alert, IncidentEvent, Outcome
+from sla_stream.core.models import METRICS, IncidentEvent
+from sla_stream.core.step import Ignored, Result, unchanged, waiting
 from sla_stream.core.terms import ContractRecord, ContractTerms, Target
 
-__all__ = ["TRANSITIONS", "TYPE_ORDER", "Action", "IncidentState", "Result", "advance", "apply"]
+__all__ = [
+    "TRANSITIONS", "TYPE_ORDER", "Action", "Ignored", "IncidentState", "Result", "advance",
+    "apply", "terms_for",
+]  # fmt: skip
 
 
 class Action(StrEnum):
@@ -85,14 +95,17 @@ class Action(StrEnum):
     CANCEL = "cancel"
 
 
+ENDS, RESTARTS = frozenset({Action.STOP, Action.CANCEL}), frozenset({Action.REOPEN})  # rule 1
+
 # (metric, event type) -> what the event does to that metric's clock, in order; every pair is
-# listed. A metric with no clock (no target at the opening severity) only ever STARTs. A clock
-# that is no longer open (stopped, cancelled) follows nothing.
+# listed. A metric with no clock (no target at the opening severity) only ever STARTs (rule 1);
+# a START on a metric that has a clock does nothing. A clock that is no longer open (stopped,
+# cancelled) follows nothing.
 TRANSITIONS: dict[tuple[str, str], tuple[Action, ...]] = {
     ("first_response", "opened"): (Action.START,),
     ("first_response", "responded"): (Action.STOP,),
     ("first_response", "status_changed"): (Action.FOLLOW_STATUS,),
-    ("first_response", "severity_changed"): (Action.RETARGET, Action.FOLLOW_STATUS),
+    ("first_response", "severity_changed"): (Action.START, Action.RETARGET, Action.FOLLOW_STATUS),
     ("first_response", "resolved"): (Action.STOP,),
     ("first_response", "reopened"): (Action.FOLLOW_STATUS,),
     ("first_response", "closed"): (Action.STOP,),
@@ -100,7 +113,7 @@ TRANSITIONS: dict[tuple[str, str], tuple[Action, ...]] = {
     ("resolution", "opened"): (Action.START,),
     ("resolution", "responded"): (Action.FOLLOW_STATUS,),
     ("resolution", "status_changed"): (Action.FOLLOW_STATUS,),
-    ("resolution", "severity_changed"): (Action.RETARGET, Action.FOLLOW_STATUS),
+    ("resolution", "severity_changed"): (Action.START, Action.RETARGET, Action.FOLLOW_STATUS),
     ("resolution", "resolved"): (Action.STOP,),
     ("resolution", "reopened"): (Action.REOPEN, Action.RETARGET, Action.FOLLOW_STATUS),  # rule 5
     ("resolution", "closed"): (Action.STOP,),
@@ -117,16 +130,6 @@ TYPE_ORDER: dict[str, int] = {t: i for i, t in enumerate((*_IN_ORDER, "closed", 
 ALERT_ORDER = {"retracted": 0, "warning": 1, "breach": 2, "met": 3, "stopped": 4}
 REOPEN_RETRACTS = ("met",)  # rule 5
 CANCEL_RETRACTS = ("met", "breach")  # rule 7: warnings and `stopped` clears stay published
-
-Ignored = Literal["duplicate", "after_final", "unknown_contract_version", "parked", "nothing_due"]
-
-
-class Result(NamedTuple):
-    state: IncidentState
-    alerts: tuple[Alert, ...]
-    outcomes: tuple[Outcome, ...]
-    next_due_at: datetime | None  # earliest instant at which advance() would emit something
-    ignored: Ignored | None  # why the input changed nothing; None when it did something
 
 
 def event_key(rec: Recorded) -> tuple[datetime, int, str]:
@@ -148,12 +151,12 @@ def apply(
     # Rule 12 pins the contract the `opened` event names; other events' contract_id is noise.
     rec = Recorded.of(event, event.contract_id if event.type == "opened" else None)
     if any(e.event_id == rec.event_id for e in state.events):
-        return _unchanged(state, "duplicate")
+        return unchanged(state, "duplicate")
     final = _final_event(state.events)
     # `opened` is never after the final event: a final event dated before it (a clock skew
     # between systems) counts at `opened`, so arrival order must not decide whether it is kept.
     if final is not None and event_key(rec) > event_key(final) and rec.type != "opened":
-        return _unchanged(state, "after_final")
+        return unchanged(state, "after_final")
     events = list(state.events)
     bisect.insort(events, rec, key=event_key)
     t = rec.occurred_at
@@ -163,13 +166,11 @@ def apply(
     pending = t if state.pending_since is None else min(t, state.pending_since)
     opened = _opened_event(events)
     if opened is None:
-        return _waiting(state, {**grown, "pending_since": pending}, None)
+        return waiting(state, {**grown, "pending_since": pending}, None)
     grown.update(contract_id=opened.contract_id, opened_at=opened.occurred_at)
-    terms, why = _pin(opened.contract_id, state.contract_version, opened.occurred_at, contract)
-    if why == "unknown_contract_version":
-        return _unchanged(state, why)
+    terms = _pin(opened.contract_id, state.contract_version, opened.occurred_at, contract)
     if terms is None:
-        return _waiting(state, {**grown, "parked": True, "pending_since": pending}, None)
+        return waiting(state, {**grown, "parked": True, "pending_since": pending}, None)
     if state.folded_before(rec, event_key):
         fold = Fold.resume(state, terms)
         _fire_due(fold, t, inclusive=False)
@@ -189,12 +190,10 @@ def advance(state: IncidentState, now: datetime, contract: ContractRecord | None
     if state.horizon_at is None or now >= state.horizon_at:
         moved.update(horizon_at=now, horizon_inclusive=True)
     if state.opened_at is None:
-        return _waiting(state, moved, "nothing_due")
-    terms, why = _pin(state.contract_id, state.contract_version, state.opened_at, contract)
-    if why == "unknown_contract_version":
-        return _unchanged(state, why)
+        return waiting(state, moved, "nothing_due")
+    terms = terms_for(state, contract)
     if terms is None:
-        return _waiting(state, {**moved, "parked": True}, "parked")
+        return waiting(state, {**moved, "parked": True}, "parked")
     resumed = state.evaluated and not state.parked
     if resumed:
         fold = Fold.resume(state, terms)
@@ -208,6 +207,13 @@ def advance(state: IncidentState, now: datetime, contract: ContractRecord | None
     if resumed and not result.alerts and not result.outcomes:
         return result._replace(ignored="nothing_due")  # only the horizon moved
     return result
+
+
+def terms_for(state: IncidentState, contract: ContractRecord | None) -> ContractTerms | None:
+    """Rule 12: the terms `state` counts on under `contract`; None while it waits (parked)."""
+    if state.opened_at is None:
+        return None
+    return _pin(state.contract_id, state.contract_version, state.opened_at, contract)
 
 
 # -- folding events into clocks -----------------------------------------------------------------
@@ -263,6 +269,16 @@ def _run_table(fold: Fold, event_type: str, t: datetime) -> None:
         for action in TRANSITIONS[(metric, event_type)]:
             if metric in fold.clocks or action is Action.START:
                 ACTIONS[action](fold, metric, t)
+            else:
+                _note_stop(fold, metric, action)
+
+
+def _note_stop(fold: Fold, metric: str, action: Action) -> None:
+    """Rule 1: whether a metric without a clock has passed its stop (and may not start one)."""
+    if action in ENDS:
+        fold.ended.add(metric)
+    elif action in RESTARTS:
+        fold.ended.discard(metric)
 
 
 # -- what clocks announce -------------------------------------------------------------------
@@ -311,7 +327,10 @@ def _announce(fold: Fold, body: AlertBody) -> None:
 
 
 def _start(fold: Fold, metric: str, t: datetime) -> None:
-    """Rule 1: a clock for `metric` if the contract has a target at the current severity."""
+    """Rule 1: a clock for `metric` if the contract has a target at the current severity, it has
+    none yet, and its stop has not passed."""
+    if metric in fold.clocks or metric in fold.ended:
+        return
     target = fold.target(metric, fold.severity)
     if target is not None:
         cal = fold.calendar(target)
@@ -417,15 +436,10 @@ def _pin(
     version: int | None,
     opened_at: datetime,
     contract: ContractRecord | None,
-) -> tuple[ContractTerms | None, Ignored | None]:
+) -> ContractTerms | None:
     """Rule 12: the terms of the version in force when the incident opened (or pinned)."""
-    if contract is None or contract.contract_id != contract_id:
-        return None, None
-    if version is not None:
-        terms = contract.version(version)
-    else:
-        terms = contract.for_incident_opened_at(opened_at)
-    return (terms, None) if terms is not None else (None, "unknown_contract_version")
+    ours = contract is not None and contract.contract_id == contract_id
+    return contract.pinned(version, opened_at) if ours and contract else None
 
 
 def _opened_event(events: list[Recorded] | tuple[Recorded, ...]) -> Recorded | None:
@@ -434,13 +448,3 @@ def _opened_event(events: list[Recorded] | tuple[Recorded, ...]) -> Recorded | N
 
 def _final_event(events: tuple[Recorded, ...]) -> Recorded | None:
     return next((e for e in events if e.type in FINAL_TYPES), None)
-
-
-def _unchanged(state: IncidentState, why: Ignored) -> Result:
-    return Result(state, (), (), state.next_due_at, why)
-
-
-def _waiting(state: IncidentState, updates: dict[str, object], why: Ignored | None) -> Result:
-    """Recorded but not evaluated: no opened event yet, or no contract (parked)."""
-    state = state.model_copy(update={**updates, "next_due_at": None})
-    return Result(state, (), (), None, why)

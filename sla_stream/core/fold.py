@@ -42,6 +42,7 @@ class Fold:
         self.alerts: dict[AlertSlot, AlertBody] = {}
         self.outcomes: dict[str, OutcomeBody] = {}
         self.removed_at: dict[AlertSlot, datetime] = {}
+        self.ended: set[str] = set()  # metrics without a clock whose stop has passed
         # Resumed from a state whose ledger is the live set, and nothing announced since:
         # the ledger stands as it is.
         self.unchanged = False
@@ -53,6 +54,7 @@ class Fold:
         fold.severity, fold.status, fold.final = state.severity, state.status, state.final
         fold.category, fold.team, fold.opened = state.category, state.team, True
         fold.clocks = {c.metric: c for c in state.clocks}
+        fold.ended = set(state.ended)
         fold.alerts = state.ledger.live_alerts()
         fold.outcomes = state.ledger.live_outcomes()
         fold.unchanged = True
@@ -104,7 +106,10 @@ class Fold:
         if self.unchanged:
             ledger, alerts, outcomes = state.ledger, (), ()
         else:
-            ident = Ident(state.incident_id, contract_id, terms.customer_id, terms.tier, opened_at)
+            ident = Ident(
+                state.incident_id, contract_id, terms.customer_id, terms.tier, opened_at,
+                state.retired_lives > 0,
+            )  # fmt: skip
             ledger, alerts, outcomes = reconcile(
                 state.ledger, self.alerts, self.outcomes, self.removed_at, cause_at, ident,
                 kind_order,
@@ -125,6 +130,7 @@ class Fold:
                 "team": self.team,
                 "final": self.final,
                 "clocks": tuple(self.clocks.values()),
+                "ended": tuple(sorted(self.ended)),
                 "ledger": ledger,
             }
         )

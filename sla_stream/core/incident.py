@@ -74,7 +74,9 @@ class IncidentState(BaseModel):
     evaluated: bool = False
     pending_since: datetime | None = None  # earliest event recorded since the last evaluation
     clocks: tuple[Clock, ...] = ()
+    ended: tuple[str, ...] = ()  # metrics without a clock whose stop has passed (engine rule 1)
     ledger: Ledger = Ledger()
+    retired_lives: int = 0  # earlier lives of this id, retired after their retention
 
     def folded_before(self, rec: Recorded, key: EventKey) -> bool:
         """Whether `rec` comes after everything this evaluated state has folded, dues included,
@@ -87,6 +89,17 @@ class IncidentState(BaseModel):
             rec.occurred_at == self.horizon_at
             and not self.horizon_inclusive
             and (not self.events or key(rec) > key(self.events[-1]))
+        )
+
+    def retired(self) -> IncidentState | None:
+        """What is kept of the record once its retention has passed (engine rule 11): an
+        incident that opened leaves a marker with no events counting its lives, so a later
+        incident of the same id gets ids of its own; one that never opened published nothing and
+        leaves nothing (None)."""
+        if self.opened_at is None:
+            return None
+        return _TEMPLATE.model_copy(
+            update={"incident_id": self.incident_id, "retired_lives": self.retired_lives + 1}
         )
 
     def to_bytes(self) -> bytes:
@@ -113,6 +126,8 @@ class IncidentState(BaseModel):
             )
         if "clocks" in fields:
             fields["clocks"] = tuple(_clock(c) for c in fields["clocks"])
+        if "ended" in fields:
+            fields["ended"] = tuple(fields["ended"])
         if "ledger" in fields:
             fields["ledger"] = _ledger(fields["ledger"])
         return _TEMPLATE.model_copy(update=fields)

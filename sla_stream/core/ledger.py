@@ -61,6 +61,12 @@ class Ident(NamedTuple):
     customer_id: str
     tier: str
     opened_at: datetime
+    reused: bool = False  # the id had earlier lives: ids are salted with `opened_at`
+
+    @property
+    def life(self) -> str | None:
+        """What tells this life's ids from an earlier life's; None for a first life."""
+        return self.opened_at.isoformat() if self.reused else None
 
 
 class LiveAlert(NamedTuple):
@@ -130,7 +136,8 @@ def reconcile(
             continue
         revision = revisions.get(_slot_key(slot), 0)
         entry = LiveAlert(
-            alert_id=alert_ids.alert_id(ident.incident_id, *slot, revision), body=body
+            alert_id=alert_ids.alert_id(ident.incident_id, *slot, revision, ident.life),
+            body=body,
         )
         live.append(entry)
         emitted.append(_alert(entry.alert_id, body, ident))
@@ -160,7 +167,8 @@ def _reconcile_outcomes(
         revision = revisions.get(key, 0)
         revisions[key] = revision + 1
         entry = LiveOutcome(
-            outcome_id=alert_ids.outcome_id(ident.incident_id, metric, revision), body=body
+            outcome_id=alert_ids.outcome_id(ident.incident_id, metric, revision, ident.life),
+            body=body,
         )
         kept.append(entry)
         fresh.append(_outcome(entry.outcome_id, body, ident, None))

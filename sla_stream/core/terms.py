@@ -92,6 +92,11 @@ class ContractRecord(_Frozen):
                 return v
         return None
 
+    def pinned(self, version: int | None, opened_at: datetime) -> ContractTerms | None:
+        """An incident's terms: its pinned `version`, or before it is pinned the version in
+        force at its opening instant; None when the record has no such version."""
+        return self.for_incident_opened_at(opened_at) if version is None else self.version(version)
+
     def for_incident_opened_at(self, instant: datetime) -> ContractTerms | None:
         """The highest version in force at `instant`: the terms an incident opened then keeps."""
         best: ContractTerms | None = None

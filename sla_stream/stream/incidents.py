@@ -28,9 +28,10 @@ ContractLookup = Callable[[str], ContractRecord | None]
 
 log = logging.getLogger(__name__)
 
-# Ignored steps that are the input's fault go to the dead-letter topic; valid input that changes
+# Ignored steps that are the input's fault go to the dead-letter topic (none today: an event for
+# a contract version not published yet is parked, engine rule 12); valid input that changes
 # nothing (a repeat, an event after the incident was closed) is counted by reason.
-DEAD_LETTER_REASONS = frozenset({"unknown_contract_version"})
+DEAD_LETTER_REASONS: frozenset[str] = frozenset()
 COUNTED_REASONS = frozenset({"duplicate", "after_final"})
 # Deletions of expired records per tick and partition: a backfill of old closed incidents can
 # expire many at once, and a tick should not hold the event loop for seconds; the rest wait.
@@ -161,8 +162,13 @@ class IncidentSteps:
             for incident_id in self.store.index.unpark(partition, contract_id):
                 try:
                     record = self.store.load(incident_id)
-                    if record is not None and record.state.parked:
-                        await self._advance(partition, incident_id, record, now, contract)
+                    if record is None or not record.state.parked:
+                        continue
+                    if engine.terms_for(record.state, contract) is None:
+                        # Still no version covering it: parked on, without a write per tick.
+                        self.store.index.park(partition, contract_id, incident_id)
+                        continue
+                    await self._advance(partition, incident_id, record, now, contract)
                 except Exception:
                     self._failed(partition, incident_id, now)
         self._delete_expired(partition, now)
@@ -202,7 +208,11 @@ class IncidentSteps:
             if expires > now:
                 self.store.index.schedule_expiry(partition, incident_id, expires)
                 continue
-            self.store.delete(incident_id, partition)
+            marker = record.state.retired()  # engine rule 11: a reused id gets ids of its own
+            if marker is None:
+                self.store.delete(incident_id, partition)
+            else:
+                self.store.save(partition, incident_id, IncidentRecord(marker, ()))
             self.metrics.deleted.inc()
 
     async def _advance(

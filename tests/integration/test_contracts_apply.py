@@ -111,3 +111,31 @@ def test_apply_refuses_an_invalid_file_before_touching_the_broker(
     assert f"{bad}:contracts[7].tier: unknown tier" in result.output
     created = asyncio.run(ensure_topics(broker.bootstrap, [TopicSpec("apply4.contracts", 1)]))
     assert created == ["apply4.contracts"]  # apply never created it
+
+
+def test_apply_refuses_to_change_a_published_version(
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    apply(broker, "apply5.")
+    count = len(load_contracts(EXAMPLE))
+    text = EXAMPLE.read_text(encoding="utf-8")
+    changed = tmp_path / "changed.yaml"
+    # Version 1 of nordwind-logistik-msa runs to 2028; ending it early rewrites version 1.
+    changed.write_text(text.replace("effective_to: 2028-01-01", "effective_to: 2026-01-01", 1))
+    result = CliRunner().invoke(
+        main,
+        ["contracts", "apply", str(changed), "--broker", broker.bootstrap],
+        env={"SLA_TOPIC_PREFIX": "apply5.", "SLA_BROKER": None},
+    )
+    assert result.exit_code == 1, result.output
+    assert f"{changed}: refused, nothing published" in result.output
+    assert (
+        "nordwind-logistik-msa version 1 is already published and would change (effective_to): "
+        "publish the new terms as version 3 with a later effective_from instead"
+    ) in result.output
+    # The same file again is accepted: nothing changes. The refused apply published nothing, so
+    # the topic holds the first apply's records, then this one's, and nothing between.
+    apply(broker, "apply5.")
+    got = asyncio.run(consume(broker.bootstrap, "apply5.contracts", 2 * count))
+    assert got[:count] == got[count:]
+    assert all(ContractRecord.model_validate_json(v) for _, v in got)

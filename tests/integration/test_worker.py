@@ -429,34 +429,68 @@ async def _latest_values(
     return latest
 
 
+def _retired_marker(value: bytes | None) -> bool:
+    """A record shrunk to its retired marker (engine rule 11): no events, one retired life."""
+    if value is None:
+        return False
+    state = orjson.loads(value)["state"]
+    return "events" not in state and state.get("retired_lives", 0) >= 1
+
+
 async def test_finished_incidents_are_deleted_after_their_retention(
     make_system: Callable[..., System],
 ) -> None:
+    """A record that never opened is deleted; one that opened shrinks to a retired marker, so
+    the same incident id opened again afterwards gets alert ids of its own."""
     system = make_system(extra_env={"SLA_INCIDENT_RETENTION": "PT2S"})
     await system.create_topics()
     await system.put_contracts([fast_contract()])
     w = system.worker("w1").start()
     w.wait_ready()
+    alerts = await reader(system, "alerts")
     t0 = datetime.now(UTC) - timedelta(seconds=10)
-    await system.send(
-        [
-            opened("INC-X1", t0),
-            event("r", "INC-X1", "responded", t0 + timedelta(seconds=1)),
-            event("s", "INC-X1", "resolved", t0 + timedelta(seconds=2)),
-            event("c", "INC-X1", "closed", t0 + timedelta(seconds=3)),
-            opened("INC-X2", t0),  # stays open (breached): kept whatever its age
-            event("r", "INC-X3", "responded", t0),  # never opened: deleted like a closed one
-            opened("INC-X4", t0),
-            event("x", "INC-X4", "cancelled", t0 + timedelta(seconds=1)),
-        ]
-    )
-    gone = {b"INC-X1", b"INC-X3", b"INC-X4"}
-    changelog = f"{system.prefix}app-incidents-changelog"
-    latest = await _latest_values(
-        system.bootstrap,
-        changelog,
-        lambda v: all(k in v and v[k] is None for k in gone) and b"INC-X2" in v,
-        timeout_s=30,
-    )
-    assert latest[b"INC-X2"] is not None
-    assert _metric(w, "sla_incidents_deleted_total") == len(gone)
+    try:
+        await system.send(
+            [
+                opened("INC-X1", t0),
+                event("r", "INC-X1", "responded", t0 + timedelta(seconds=1)),
+                event("s", "INC-X1", "resolved", t0 + timedelta(seconds=2)),
+                event("c", "INC-X1", "closed", t0 + timedelta(seconds=3)),
+                opened("INC-X2", t0),  # stays open (breached): kept whatever its age
+                event("r", "INC-X3", "responded", t0),  # never opened: deleted like a closed one
+                opened("INC-X4", t0),
+                event("x", "INC-X4", "cancelled", t0 + timedelta(seconds=1)),
+            ]
+        )
+        retired, gone = {b"INC-X1", b"INC-X4"}, {b"INC-X3"}
+        changelog = f"{system.prefix}app-incidents-changelog"
+        latest = await _latest_values(
+            system.bootstrap,
+            changelog,
+            lambda v: (
+                all(k in v and v[k] is None for k in gone)
+                and all(_retired_marker(v.get(k)) for k in retired)
+                and b"INC-X2" in v
+            ),
+            timeout_s=30,
+        )
+        assert latest[b"INC-X2"] is not None and not _retired_marker(latest[b"INC-X2"])
+        assert _metric(w, "sla_incidents_deleted_total") == len(retired | gone)
+        # INC-X1 is used again for a new incident: its alerts must not repeat the first life's.
+        t1 = datetime.now(UTC) - timedelta(seconds=5)
+        await system.send(
+            [
+                event("open-2", "INC-X1", "opened", t1, contract_id="fast", severity="P1"),
+                event("r-2", "INC-X1", "responded", t1 + timedelta(seconds=1)),
+                event("s-2", "INC-X1", "resolved", t1 + timedelta(seconds=2)),
+            ]
+        )
+        got = await alerts.wait_for(
+            lambda v: sum(a["incident_id"] == "INC-X1" for a in v) == 4, timeout_s=30
+        )
+        lives = [a for a in got if a["incident_id"] == "INC-X1"]
+        assert [a["kind"] for a in lives] == ["met", "met", "met", "met"]
+        assert len({a["alert_id"] for a in lives}) == 4
+        assert lives[2]["emitted_at"].startswith((t1 + timedelta(seconds=1)).isoformat()[:19])
+    finally:
+        await alerts.stop()

@@ -386,7 +386,106 @@ def test_timedelta_duration() -> None:
     assert BERLIN.add(start, timedelta(hours=2)) == t(2026, 3, 9, 10, off=1)  # type: ignore[arg-type]
 
 
+# -- date exceptions: Mon-Fri 08-18 Berlin, holiday Fri 25 Dec 2026; 24 Dec (Thu) closes at 12:00,
+# Sat 5 Dec opens 09-13, Sat 2 Jan 2027 opens 08-10 and 11:30-18 (closed for an all-hands
+# 10:00-11:30), Tue 29 Dec closed, Sun 29 Mar 2026 (the spring-forward day) opens 01:00-05:00.
+EXCEPTIONS = cal(
+    "Europe/Berlin",
+    days([["08:00", "18:00"]]),
+    holidays=["2026-12-25"],
+    dates={
+        "2026-12-24": [["08:00", "12:00"]],
+        "2026-12-05": [["09:00", "13:00"]],
+        "2027-01-02": [["08:00", "10:00"], ["11:30", "18:00"]],
+        "2026-12-29": [],
+        "2026-12-25": [["08:00", "18:00"]],  # a holiday still closes it
+        "2026-03-29": [["01:00", "05:00"]],
+    },
+)
+EXCEPTION_CASES = [
+    # Thu 24 Dec 10:00 +01: 2 h to 12:00; Fri 25 holiday; weekend; Mon 28 08:00 + 1 h.
+    ("closes early", t(2026, 12, 24, 10, off=1), 3 * H, t(2026, 12, 28, 9, off=1)),
+    # A deadline on the early closing is that closing: 24 Dec 12:00.
+    ("lands on early close", t(2026, 12, 24, 10, off=1), 2 * H, t(2026, 12, 24, 12, off=1)),
+    # Fri 4 Dec 17:00: 1 h to 18:00; Sat 5 Dec 09:00 + 2 h = 11:00.
+    ("extra Saturday", t(2026, 12, 4, 17, off=1), 3 * H, t(2026, 12, 5, 11, off=1)),
+    # Sat 5 Dec: 4 h; Sun closed; Mon 7 Dec 08:00 + 1 h.
+    ("past extra Saturday", t(2026, 12, 5, 9, off=1), 5 * H, t(2026, 12, 7, 9, off=1)),
+    # Mon 28 Dec 17:00: 1 h; Tue 29 closed; Wed 30 08:00 + 1 h = 09:00.
+    ("closed weekday", t(2026, 12, 28, 17, off=1), 2 * H, t(2026, 12, 30, 9, off=1)),
+    # Sat 2 Jan 09:00: 1 h to 10:00, closed to 11:30, then 1 h = 12:30.
+    ("all-hands gap", t(2027, 1, 2, 9, off=1), 2 * H, t(2027, 1, 2, 12, 30, off=1)),
+    # Spring-forward Sunday 01:00-05:00 +01/+02: 02:00-03:00 does not exist, so the range is
+    # 01:00 +01 (00:00Z) to 05:00 +02 (03:00Z) = 3 h; from 01:00, 2.5 h end at 04:30 +02.
+    ("exception on a DST day", t(2026, 3, 29, 1, off=1), 2.5 * H, t(2026, 3, 29, 4, 30, off=2)),
+    # ... and 3 h + 1 h more land on Mon 30 Mar 09:00 +02.
+    ("across a DST exception", t(2026, 3, 29, 1, off=1), 4 * H, t(2026, 3, 30, 9, off=2)),
+]
+
+
+@pytest.mark.parametrize(
+    ("start", "seconds", "expected"),
+    [pytest.param(*case[1:], id=case[0]) for case in EXCEPTION_CASES],
+)
+def test_add_with_date_exceptions(start: datetime, seconds: float, expected: datetime) -> None:
+    got = EXCEPTIONS.add(start, seconds)
+    assert got.astimezone(UTC) == expected.astimezone(UTC)
+    assert EXCEPTIONS.elapsed(start, got) == seconds
+
+
+def test_elapsed_over_a_week_of_exceptions() -> None:
+    # Mon 21 Dec 00:00 to Mon 4 Jan 00:00 (+01): Mon-Wed 21-23 Dec 3 x 10 h, Thu 24 4 h, Fri 25
+    # holiday, Mon 28 10 h, Tue 29 closed, Wed 30 and Thu 31 10 h each, Fri 1 Jan 10 h (not a
+    # holiday here), Sat 2 Jan 2 h + 6.5 h: 30 + 4 + 10 + 20 + 10 + 8.5 = 82.5 h.
+    got = EXCEPTIONS.elapsed(t(2026, 12, 21, 0, off=1), t(2027, 1, 4, 0, off=1))
+    assert got == 82.5 * H
+    # The same span without exceptions: 9 weekdays x 10 h (25 Dec a holiday) = 90 h.
+    plain = cal("Europe/Berlin", days([["08:00", "18:00"]]), holidays=["2026-12-25"])
+    assert plain.elapsed(t(2026, 12, 21, 0, off=1), t(2027, 1, 4, 0, off=1)) == 90 * H
+
+
+def test_exception_dates_accept_yaml_dates_and_the_block_without_dates_is_unchanged() -> None:
+    as_dates = cal(
+        "UTC", days([["09:00", "17:00"]]), dates={date(2026, 12, 24): [["09:00", "12:00"]]}
+    )
+    assert as_dates.elapsed(t(2026, 12, 24, 0), t(2026, 12, 25, 0)) == 3 * H
+    empty = cal("UTC", days([["09:00", "17:00"]]), dates={})
+    assert empty.elapsed(t(2026, 12, 24, 0), t(2026, 12, 25, 0)) == 8 * H
+
+
 INVALID_CASES = [
+    ("dates not a mapping", {"timezone": "UTC", "dates": ["2026-12-24"]}, "dates", ["2026-12-24"]),
+    (
+        "bad date",
+        {"timezone": "UTC", "dates": {"2026-02-30": []}},
+        "dates.2026-02-30",
+        "2026-02-30",
+    ),
+    ("date not a date", {"timezone": "UTC", "dates": {"24 Dec": []}}, "dates.24 Dec", "24 Dec"),
+    (
+        "date ranges not a list",
+        {"timezone": "UTC", "dates": {"2026-12-24": "08:00-12:00"}},
+        "dates.2026-12-24",
+        "08:00-12:00",
+    ),
+    (
+        "date range backwards",
+        {"timezone": "UTC", "dates": {"2026-12-24": [["12:00", "08:00"]]}},
+        "dates.2026-12-24[0]",
+        ["12:00", "08:00"],
+    ),
+    (
+        "date ranges overlap",
+        {"timezone": "UTC", "dates": {"2027-01-02": [["08:00", "10:00"], ["09:00", "18:00"]]}},
+        "dates.2027-01-02[1]",
+        ["09:00", "18:00"],
+    ),
+    (
+        "date bad time",
+        {"timezone": "UTC", "dates": {"2026-12-24": [["08:00", "12:61"]]}},
+        "dates.2026-12-24[0]",
+        ["08:00", "12:61"],
+    ),
     ("unknown zone", {"timezone": "Mars/Olympus"}, "timezone", "Mars/Olympus"),
     ("zone not a string", {"timezone": 1}, "timezone", 1),
     ("no zone", {"hours": {"mon": [["09:00", "17:00"]]}}, "timezone", None),

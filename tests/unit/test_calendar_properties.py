@@ -1,8 +1,9 @@
 """Calendar invariants under hypothesis: round trips, monotonicity, additivity, a reference model.
 
 Calendars are generated (zones with DST at 02:00, at midnight, by 30 minutes, a skipped date;
-random weekly ranges on a 30-minute grid; random holidays) and instants lean towards the DST
-changes, where week-jumping arithmetic would go wrong first.
+random weekly ranges on a 30-minute grid; random holidays; date exceptions replacing a date's
+ranges, drawn around the DST changes and anywhere) and instants lean towards the DST changes,
+where week-jumping arithmetic would go wrong first.
 """
 
 from __future__ import annotations
@@ -61,16 +62,33 @@ def day_ranges(draw: Any) -> list[list[str]]:
     return ranges
 
 
+def dates_near_changes() -> st.SearchStrategy[date]:
+    return st.builds(
+        lambda base, days: base.date() + timedelta(days=days),
+        st.sampled_from(CHANGES),
+        st.integers(-5, 5),
+    )
+
+
 @st.composite
-def blocks(draw: Any) -> dict[str, Any]:
+def blocks(draw: Any, min_exceptions: int = 0) -> dict[str, Any]:
     hours = {d: draw(day_ranges()) for d in WEEKDAYS}
     assume(any(hours.values()))
     dates = st.dates(date(2011, 1, 1), date(2028, 12, 31))
+    excepted = draw(
+        st.lists(
+            st.one_of(dates_near_changes(), dates), min_size=min_exceptions, max_size=6, unique=True
+        )
+    )
     return {
         "timezone": draw(st.sampled_from(ZONES)),
         "hours": hours,
         "holidays": [d.isoformat() for d in draw(st.lists(dates, max_size=8))],
+        "dates": {d.isoformat(): draw(day_ranges()) for d in excepted},
     }
+
+
+with_exceptions = blocks(min_exceptions=1)
 
 
 def near_change() -> st.SearchStrategy[datetime]:
@@ -119,11 +137,13 @@ def reference_elapsed_us(block: dict[str, Any], start: datetime, end: datetime) 
     """Business microseconds by brute force: every local day's ranges, merged, clipped."""
     tz = ZoneInfo(block["timezone"])
     holidays = {date.fromisoformat(d) for d in block["holidays"]}
+    exceptions = {date.fromisoformat(d): r for d, r in block.get("dates", {}).items()}
     day = start.astimezone(tz).date() - timedelta(days=2)
     last = end.astimezone(tz).date() + timedelta(days=2)
     intervals = []
     while day <= last:
-        for a, b in [] if day in holidays else block["hours"][WEEKDAYS[day.weekday()]]:
+        ranges = exceptions.get(day, block["hours"][WEEKDAYS[day.weekday()]])
+        for a, b in [] if day in holidays else ranges:
             intervals.append((to_us(wall(day, a, tz)), to_us(wall(day, b, tz))))
         day += timedelta(days=1)
     lo, hi, total, reach = to_us(start), to_us(end), 0, None
@@ -207,6 +227,46 @@ def test_next_open_is_open_and_nothing_accrues_before_it(
     assert calendar.elapsed_us(opening, opening + timedelta(microseconds=1)) == 1
     # In UTC: PEP 495 makes == across zones False for a wall time in a repeated hour.
     assert calendar.add(at, 1e-6).astimezone(UTC) == opening + timedelta(microseconds=1)
+
+
+def exception_instants() -> st.SearchStrategy[datetime]:
+    """Instants around the DST changes, where the exception dates of `with_exceptions` lean."""
+    return near_change()
+
+
+@PROFILE
+@given(with_exceptions, exception_instants(), st.one_of(short_us, long_us))
+def test_round_trip_with_date_exceptions(block: dict[str, Any], start: datetime, x: int) -> None:
+    calendar = BusinessCalendar.from_dict(block)
+    end = calendar.add(start, secs(x)).astimezone(UTC)
+    assert calendar.elapsed_us(start, end) == x
+    if x > 0:
+        assert calendar.elapsed_us(start, end - timedelta(microseconds=1)) == x - 1
+
+
+@PROFILE
+@given(with_exceptions, exception_instants(), short_us, short_us)
+def test_monotone_with_date_exceptions(
+    block: dict[str, Any], start: datetime, x: int, y: int
+) -> None:
+    calendar = BusinessCalendar.from_dict(block)
+    x, y = min(x, y), max(x, y)
+    early = calendar.add(start, secs(x)).astimezone(UTC)
+    late = calendar.add(start, secs(y)).astimezone(UTC)
+    assert early <= late and (x == y or early < late)
+
+
+@PROFILE
+@given(with_exceptions, exception_instants(), durations(20), durations(20))
+def test_additive_and_exact_with_date_exceptions(
+    block: dict[str, Any], a: datetime, i: int, j: int
+) -> None:
+    calendar = BusinessCalendar.from_dict(block)
+    a = a.astimezone(UTC)
+    m = a + timedelta(microseconds=min(i, j))
+    b = a + timedelta(microseconds=max(i, j))
+    assert calendar.elapsed_us(a, b) == calendar.elapsed_us(a, m) + calendar.elapsed_us(m, b)
+    assert calendar.elapsed_us(a, b) == reference_elapsed_us(block, a, b)
 
 
 @settings(deadline=None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from sla_stream.cli.contracts import contracts
 from sla_stream.core.calendar import BusinessCalendar
 from sla_stream.core.contract_file import dotted
+from sla_stream.core.contract_versions import published_conflicts
 from sla_stream.core.contracts import (
     DEFAULT_PAUSE_STATUSES,
     load_contracts,
@@ -118,6 +119,32 @@ def test_calendar_block_errors_are_prefixed_with_the_calendar() -> None:
     data["calendars"]["office"]["hours"]["mon"] = [["09:00", "25:00"]]
     err = refusal(data)
     assert (err.path, err.value) == ("calendars.office.hours.mon[0]", ["09:00", "25:00"])
+
+
+def test_date_exception_errors_name_the_file_the_calendar_path_and_value(tmp_path: Path) -> None:
+    data = base()
+    data["calendars"]["office"]["dates"] = {"2026-12-24": [["08:00", "12:00"]]}
+    assert parse_contracts(data, file=FILE)["c-1"].versions[0].calendars["office"]["dates"] == {
+        "2026-12-24": [["08:00", "12:00"]]
+    }
+    data["calendars"]["office"]["dates"] = {"2026-12-24": [["12:00", "08:00"]]}
+    err = refusal(data)
+    assert (err.path, err.value) == ("calendars.office.dates.2026-12-24[0]", ["12:00", "08:00"])
+    # Unquoted YAML dates are dates (not strings) as keys; a bad one is named as written.
+    text = yaml.safe_dump(base()).replace("  office:\n", "  office:\n    dates: {2026-13-01: []}\n")
+    path = tmp_path / "c.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(InvalidContract) as caught:
+        load_contracts(path)
+    assert (caught.value.file, caught.value.path) == (
+        str(path),
+        "calendars.office.dates.2026-13-01",
+    )
+    assert caught.value.value == "2026-13-01"
+    good = tmp_path / "d.yaml"
+    good.write_text(text.replace("2026-13-01: []", "2026-12-24: []"), encoding="utf-8")
+    terms = load_contracts(good)["c-1"].versions[0]
+    assert terms.calendars["office"]["dates"] == {"2026-12-24": []}
 
 
 def test_unknown_tier_named_by_a_contract() -> None:
@@ -593,6 +620,11 @@ def test_the_example_calendars_have_public_holidays() -> None:
     new_york = BusinessCalendar.from_dict(hudson.calendars["new-york-office"])
     july_4th = datetime(2025, 7, 4, 13, 0, tzinfo=UTC)  # a Friday
     assert new_york.elapsed(july_4th, datetime(2025, 7, 4, 20, 0, tzinfo=UTC)) == 0
+    # Date exceptions: Saturday 5 Dec 2026 opens 09-13 (+01), Wed 23 Dec closes at 12:00.
+    saturday = datetime(2026, 12, 5, 0, 0, tzinfo=UTC)
+    assert berlin.elapsed(saturday, saturday + timedelta(days=1)) == 4 * 3600
+    wednesday = datetime(2026, 12, 23, 0, 0, tzinfo=UTC)
+    assert berlin.elapsed(wednesday, wednesday + timedelta(days=1)) == 4 * 3600
 
 
 def test_the_demo_contract_counts_seconds_around_the_clock() -> None:
@@ -685,3 +717,58 @@ def test_cli_show_an_unknown_contract_or_version() -> None:
         contracts, ["show", "demo", "--file", str(EXAMPLE), "--version", "3"]
     )
     assert version.exit_code == 1 and "demo has no version 3 (has 1)" in version.output
+
+
+# --- published versions are immutable --------------------------------------------------------
+
+
+def _edited(edit: Any) -> dict[str, ContractRecord]:
+    data = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+    edit(data)
+    return parse_contracts(data, file="edited.yaml")
+
+
+def _nordwind(data: dict[str, Any], index: int) -> dict[str, Any]:
+    return [c for c in data["contracts"] if c["contract_id"] == "nordwind-logistik-msa"][index]
+
+
+PUBLISHED_CASES = [
+    ("the same file", lambda d: None, []),
+    (
+        "a new contract",
+        lambda d: d["contracts"].append(
+            {**copy.deepcopy(d["contracts"][-1]), "contract_id": "new-co", "customer_id": "new-co"}
+        ),
+        [],
+    ),
+    (
+        "a third version",
+        lambda d: d["contracts"].append(
+            {**copy.deepcopy(_nordwind(d, 1)), "version": 3, "effective_from": "2027-01-01"}
+        ),
+        [],
+    ),
+    (
+        "a published version's tier changed",
+        lambda d: _nordwind(d, 0).update(tier="silver"),
+        ["nordwind-logistik-msa version 1 is already published and would change (tier, targets)"],
+    ),
+    (
+        "a published version dropped",
+        lambda d: d["contracts"].remove(_nordwind(d, 1)),
+        ["nordwind-logistik-msa version 2 is published and missing from the file"],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("edit", "starts"), [pytest.param(*c[1:], id=c[0]) for c in PUBLISHED_CASES]
+)
+def test_a_published_version_cannot_change(edit: Any, starts: list[str]) -> None:
+    published = load_contracts(EXAMPLE)
+    problems = published_conflicts(published, _edited(edit))
+    assert [p[: len(s)] for p, s in zip(problems, starts, strict=False)] == starts
+    assert len(problems) == len(starts)
+    if starts and "change" in starts[0]:
+        assert problems[0].endswith("publish the new terms as version 3 with a later "
+                                    "effective_from instead")  # fmt: skip

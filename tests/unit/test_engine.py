@@ -39,7 +39,7 @@ def test_table_lists_every_metric_and_event_type_with_only_known_actions() -> No
     assert TRANSITIONS[(RES, "reopened")][0] is Action.REOPEN
     assert all(isinstance(a, Action) for row in TRANSITIONS.values() for a in row)
     starts = {t for (_, t), row in TRANSITIONS.items() if Action.START in row}
-    assert starts == {"opened"}
+    assert starts == {"opened", "severity_changed"}  # rule 1: a raise can start a clock
 
 
 def test_unknown_contract_parks_then_evaluates_from_recorded_events() -> None:
@@ -95,16 +95,16 @@ def test_the_version_in_force_at_opening_is_pinned() -> None:
     assert step.state.contract_version == 1 and step.alerts[-1].allowance_s == 3600.0
 
 
-def test_an_event_for_a_version_not_in_the_record_is_ignored_and_changes_nothing() -> None:
+def test_an_event_for_a_version_not_in_the_record_is_parked_not_refused() -> None:
     only_later = record(terms(effective_from=at("Tue 00:00")))
     step = engine.apply(None, event(1, "Mon 09:00", "opened", severity="P1"), only_later)
-    assert step.ignored == "unknown_contract_version"
-    assert step.alerts == () and step.outcomes == () and step.state.events == ()
+    assert step.ignored is None and step.state.parked
+    assert step.alerts == () and step.outcomes == () and len(step.state.events) == 1
     run = Run().feed(events(*P1_STORY[:1]))
     assert run.state is not None
     v2_only = record(terms(version=2))
     again = engine.apply(run.state, event(2, "Mon 09:10", "responded"), v2_only)
-    assert again.ignored == "unknown_contract_version" and again.state == run.state
+    assert again.ignored is None and again.state.parked and len(again.state.events) == 2
 
 
 def test_a_repeated_event_changes_nothing() -> None:

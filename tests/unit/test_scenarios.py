@@ -46,6 +46,9 @@ def test_there_are_scenarios_for_every_rule_the_issue_names() -> None:
         "duplicate-events",
         "late-response-retracts-breach",
         "contract-arrives-after-incidents",
+        "calendar-exception-moves-deadline",
+        "severity-raised-starts-missing-clock",
+        "version-arrives-for-parked-incident",
     } <= names
 
 
