@@ -3,6 +3,9 @@
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
+# Test processes (pytest-xdist): most integration tests wait on a broker, a worker or a browser
+# rather than compute, so three share two cores.
+TEST_WORKERS ?= 3
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
 .PHONY: run test lint bench schemas clean
@@ -22,7 +25,7 @@ run: $(STAMP)
 # installed from Debian where the machine can (root), else those tests skip naming what to install.
 test: $(STAMP)
 	$(BIN)/python -m tests.system_programs
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
