@@ -330,24 +330,31 @@ def report(buckets: Iterable[Bucket], query: Query) -> dict[str, Any]:
         "from": starts[0].astimezone(zone_of(tz)).isoformat(),
         "to": end.astimezone(zone_of(tz)).isoformat(),
         "metrics": {m: _metric_json(m, starts, periods, tz, step, end) for m in query.metrics()},
-        "breaches_per_quarter": [
-            {
-                "quarter": period_label(qs, tz, "quarter"),
-                "breaches": sum(breaches.get((qs, m), 0) for m in query.metrics()),
-                "by_metric": {m: breaches.get((qs, m), 0) for m in query.metrics()},
-            }
-            for qs in quarters
-        ],
+        "breaches_per_quarter": _breaches_json(breaches, quarters, tz, query.metrics()),
         "trends": {m: _trends_json(m, starts, trends, tz, step) for m in query.metrics()},
-        "by_severity": {
-            m: {
-                sev: rate_json(c.met, c.breached)
-                for (metric, sev), c in sorted(severities.items())
-                if metric == m
-            }
-            for m in query.metrics()
-        },
+        "by_severity": {m: _severity_json(severities, m) for m in query.metrics()},
     }
+
+
+def _severity_json(severities: dict[tuple[str, str], _Cell], metric: str) -> dict[str, Any]:
+    return {
+        sev: rate_json(c.met, c.breached)
+        for (m, sev), c in sorted(severities.items())
+        if m == metric
+    }
+
+
+def _breaches_json(
+    breaches: dict[tuple[datetime, str], int], quarters: list[datetime], tz: str, metrics: Any
+) -> list[dict[str, Any]]:
+    return [
+        {
+            "quarter": period_label(qs, tz, "quarter"),
+            "breaches": sum(breaches.get((qs, m), 0) for m in metrics),
+            "by_metric": {m: breaches.get((qs, m), 0) for m in metrics},
+        }
+        for qs in quarters
+    ]
 
 
 def _metric_json(

@@ -119,24 +119,11 @@ def plan(
         cells, team_predicted = [], {}
         for how in sorted(set(hours.tolist())):
             curve = cell_curve(fitted, rows[hours == how], what_if.effective(agents))
-            now = float(current[how])
-            at_now = float(np.interp(now, agents, curve))
-            at_more = float(np.interp(now + 1, agents, curve))
-            reaching = np.nonzero(curve >= target)[0]
-            team_predicted[how] = at_now
-            cells.append(
-                {
-                    "hour_of_week": how,
-                    "arrivals_per_week": round(int((hours == how).sum()) / weeks, 2),
-                    "current": round(now, 2),
-                    "needed": int(reaching[0]) if len(reaching) else None,
-                    "predicted": round(at_now, 4),
-                    "marginal": round(at_more - at_now, 4),
-                    "low": round(max(0.0, at_now + band[0] / 100), 4),
-                    "high": round(min(1.0, at_now + band[1] / 100), 4),
-                    "curve": _trimmed(curve),
-                }
-            )
+            per_week = int((hours == how).sum()) / weeks
+            cell = _cell(how, per_week, float(current[how]), curve, target)
+            cell.update(_band(cell["predicted"], band))
+            team_predicted[how] = cell["predicted"]
+            cells.append(cell)
         predicted_by_team[team] = team_predicted
         weight = np.array([c["arrivals_per_week"] for c in cells])
         overall = float(np.average([c["predicted"] for c in cells], weights=weight))
@@ -146,6 +133,33 @@ def plan(
         "what_if": what_if.as_dict(),
         "teams": result,
         "contracts_at_risk": contracts_at_risk(fitted, predicted_by_team, merged_from, target),
+    }
+
+
+def _cell(
+    how: int, per_week: float, now: float, curve: np.ndarray, target: float
+) -> dict[str, Any]:
+    """One hour of the week: today's agents, the fewest reaching `target`, and the curve."""
+    agents = np.arange(len(curve), dtype=float)
+    at_now = float(np.interp(now, agents, curve))
+    at_more = float(np.interp(now + 1, agents, curve))
+    reaching = np.nonzero(curve >= target)[0]
+    return {
+        "hour_of_week": how,
+        "arrivals_per_week": round(per_week, 2),
+        "current": round(now, 2),
+        "needed": int(reaching[0]) if len(reaching) else None,
+        "predicted": round(at_now, 4),
+        "marginal": round(at_more - at_now, 4),
+        "curve": _trimmed(curve),
+    }
+
+
+def _band(predicted: float, band: tuple[float, float]) -> dict[str, float]:
+    """The backtest's error band (points) around a prediction, within 0..1."""
+    return {
+        "low": round(max(0.0, predicted + band[0] / 100), 4),
+        "high": round(min(1.0, predicted + band[1] / 100), 4),
     }
 
 

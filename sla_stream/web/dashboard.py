@@ -91,28 +91,9 @@ class Dashboard:
         errors = []
         if filters.contract and filters.contract not in records:
             errors.append(f"unknown contract {filters.contract!r}")
-        asked = [
-            self.cluster.get_own(SERIES_PATH, filters.params(contract=r.contract_id, tier=""))
-            for r in chosen
-        ]
-        reports = []
-        for record, (status, body) in zip(chosen, await asyncio.gather(*asked), strict=True):
-            if status == 200:
-                reports.append(body)
-            else:
-                why = body.get("error") if isinstance(body, dict) else "no answer from its owner"
-                errors.append(f"{record.contract_id}: {why}")
+        reports = await self._reports(chosen, filters, errors)
         port = portfolio(reports, filters.step)
-        gathered = await self.cluster.incidents(
-            IncidentFilter(
-                contracts=frozenset(r.contract_id for r in chosen),
-                severities=frozenset({filters.severity}) if filters.severity else None,
-            ),
-            now,
-        )
-        breached = sum(
-            1 for i in gathered.incidents for c in i["clocks"] if c["state"] == "breached"
-        )
+        open_incidents = await self._open_incidents(chosen, filters, now)
         return {
             "as_of": now.isoformat(),
             "filters": filters,
@@ -126,17 +107,51 @@ class Dashboard:
             "trends": trends(reports, port["periods"], filters.categories),
             "categories": category_table(reports, filters.sort),
             "contracts": contract_rows(reports, records, now),
-            "open_incidents": {
-                "count": sum(1 for i in gathered.incidents if i["lifecycle"] == "open"),
-                "breached_clocks": breached,
-                "missing": gathered.missing,
-                "at_risk": at_risk(gathered.incidents, AT_RISK_ROWS),
-            },
+            "open_incidents": open_incidents,
             "commitments": (
                 commitments_json(records[filters.contract], now)
                 if filters.contract in records
                 else None
             ),
+        }
+
+    async def _reports(
+        self, chosen: list[Any], filters: Filters, errors: list[str]
+    ) -> list[dict[str, Any]]:
+        """Each chosen contract's adherence report, asked of its owner; who did not answer goes
+        into `errors`."""
+        asked = [
+            self.cluster.get_own(SERIES_PATH, filters.params(contract=r.contract_id, tier=""))
+            for r in chosen
+        ]
+        reports = []
+        for record, (status, body) in zip(chosen, await asyncio.gather(*asked), strict=True):
+            if status == 200:
+                reports.append(body)
+            else:
+                why = body.get("error") if isinstance(body, dict) else "no answer from its owner"
+                errors.append(f"{record.contract_id}: {why}")
+        return reports
+
+    async def _open_incidents(
+        self, chosen: list[Any], filters: Filters, now: datetime
+    ) -> dict[str, Any]:
+        """The open incidents of the chosen contracts, from every worker, and those at risk."""
+        gathered = await self.cluster.incidents(
+            IncidentFilter(
+                contracts=frozenset(r.contract_id for r in chosen),
+                severities=frozenset({filters.severity}) if filters.severity else None,
+            ),
+            now,
+        )
+        breached = sum(
+            1 for i in gathered.incidents for c in i["clocks"] if c["state"] == "breached"
+        )
+        return {
+            "count": sum(1 for i in gathered.incidents if i["lifecycle"] == "open"),
+            "breached_clocks": breached,
+            "missing": gathered.missing,
+            "at_risk": at_risk(gathered.incidents, AT_RISK_ROWS),
         }
 
     async def _latest_range(
