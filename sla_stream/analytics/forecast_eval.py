@@ -1,0 +1,332 @@
+"""The forecast protocol on a ServiceNow log: out-of-time split, decision points, baselines.
+
+1. Import the log with the ServiceNow importer and mapping (every update as an event) and run
+   the engine and the desk over it (`forecast_data`); label = the log's final `made_sla` is
+   false, read apart from the features.
+2. Train on incidents opened 1 Mar-15 Apr 2016 (instance zone) whose outcome (the final event)
+   is known before 1 May; the rest of them ("straddlers") are dropped and counted. Test on
+   incidents opened in May. The model is fitted on the training rows opened before the
+   calibration slice, and calibrated on the slice (the last days of the training window).
+3. Per decision point: n, base rate, AUC with a 1,000-resample bootstrap 95 % interval, Brier,
+   ECE (10 bins), the P3-only AUC, and baselines from the same run (priority, the (priority,
+   group) rate, logistic regression on the same features, the fixed-fraction warning, i.e. the
+   elapsed fraction of the resolution allowance, as a score).
+4. Variants: the same model with the desk-state features, and the model recalibrated online
+   (each test day, on the decision rows whose outcome was known before that day).
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+from sklearn.compose import ColumnTransformer
+from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from sla_stream.analytics import forecast_metrics as fm
+from sla_stream.analytics.forecast import RiskModel, feature_names, train
+from sla_stream.analytics.forecast_data import (
+    DECISION_POINTS,
+    DecisionRow,
+    decision_rows,
+    group_incidents,
+)
+from sla_stream.core.contracts import load_contracts
+from sla_stream.importers.servicenow import convert, open_log
+from sla_stream.importers.servicenow_mapping import load_mapping
+
+LOG = Path("examples/servicenow/data/incident_event_log.csv.gz")
+MAPPING = Path("examples/servicenow/mapping.yaml")
+CONTRACTS = Path("examples/servicenow/contracts.yaml")
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """The dates of the split, in the instance's zone."""
+
+    train_from: str = "2016-03-01"
+    train_to: str = "2016-04-16"  # exclusive: opened up to 15 Apr
+    known_before: str = "2016-05-01"
+    test_from: str = "2016-05-01"
+    test_to: str = "2016-06-01"
+    calibration_days: int = 10  # the last days of the training window
+    recalibration_days: int = 14
+
+
+@dataclass
+class History:
+    rows: list[DecisionRow]
+    breached: dict[str, bool]
+    zone: ZoneInfo
+
+
+def load_history(
+    log: Path = LOG, mapping_path: Path = MAPPING, contracts_path: Path = CONTRACTS
+) -> History:
+    mapping = load_mapping(mapping_path)
+    contracts = load_contracts(contracts_path)
+    with open_log(log) as source:
+        incidents = group_incidents(convert(source, mapping, every_update=True))
+    return History(decision_rows(incidents, contracts), read_breaches(log), mapping.zone())
+
+
+def read_breaches(log: Path) -> dict[str, bool]:
+    """Incident number -> whether its final row (highest `sys_mod_count`) says `made_sla` false.
+
+    The label only: `made_sla` is the closure verdict, never a feature."""
+    final: dict[str, tuple[int, bool]] = {}
+    with open_log(log) as source:
+        for row in csv.DictReader(source):
+            number, made = row["number"], row["made_sla"].strip().lower()
+            if made not in ("true", "false"):
+                continue
+            mod = int(row["sys_mod_count"])
+            if number not in final or mod >= final[number][0]:
+                final[number] = (mod, made == "false")
+    return {number: breached for number, (_, breached) in final.items()}
+
+
+@dataclass
+class Split:
+    train: np.ndarray  # indices into the labelled rows
+    calibration: np.ndarray  # boolean over `train`: the calibration slice
+    test: np.ndarray
+    straddlers: int  # training-window incidents whose outcome came too late
+
+
+def split(rows: Sequence[DecisionRow], zone: ZoneInfo, p: Protocol) -> Split:
+    def local(day: str) -> datetime:
+        return datetime.fromisoformat(day).replace(tzinfo=zone)
+
+    train_from, train_to = local(p.train_from), local(p.train_to)
+    known_before, test_from, test_to = local(p.known_before), local(p.test_from), local(p.test_to)
+    cal_from = train_to - timedelta(days=p.calibration_days)
+    train, cal, test, late = [], [], [], set()
+    for i, row in enumerate(rows):
+        if train_from <= row.opened_at < train_to:
+            known = row.outcome_known_at
+            if known is None or known >= known_before:
+                late.add(row.incident_id)
+                continue
+            train.append(i)
+            cal.append(row.opened_at >= cal_from)
+        elif test_from <= row.opened_at < test_to:
+            test.append(i)
+    return Split(np.array(train), np.array(cal, dtype=bool), np.array(test), len(late))
+
+
+def evaluate(history: History, p: Protocol | None = None) -> dict[str, Any]:
+    """The protocol's report: one entry per decision point, plus variants and the split."""
+    p = p or Protocol()
+    rows = [r for r in history.rows if r.incident_id in history.breached]
+    y = np.array([history.breached[r.incident_id] for r in rows], dtype=bool)
+    feats = [r.features for r in rows]
+    s = split(rows, history.zone, p)
+    models = {
+        desk: train([feats[i] for i in s.train], y[s.train], s.calibration, with_desk=desk)
+        for desk in (False, True)
+    }
+    points = np.array([r.point for r in rows])
+    test_feats = [feats[i] for i in s.test]
+    scores = {desk: m.predict(test_feats) for desk, m in models.items()}
+    recalibrated = _recalibrate_online(models[False], rows, feats, y, s.test, points, p)
+    report: list[dict[str, Any]] = []
+    variants: dict[str, dict[str, Any]] = {"with_desk": {}, "online_recalibration": {}}
+    for point in DECISION_POINTS:
+        at = points[s.test] == point
+        if not at.any():
+            continue
+        report.append(_point_report(point, rows, feats, y, s, points, scores[False][at], at))
+        yt = y[s.test][at]
+        for name, probs in (
+            ("with_desk", scores[True][at]),
+            ("online_recalibration", recalibrated[at]),
+        ):
+            variants[name][point] = _scores(yt, probs)
+    return {
+        "decision_points": report,
+        "variants": variants,
+        "split": {
+            "train_rows": len(s.train),
+            "calibration_rows": int(s.calibration.sum()),
+            "test_rows": len(s.test),
+            "straddlers_dropped": s.straddlers,
+            "model_version": models[False].version,
+        },
+    }
+
+
+def _scores(y: np.ndarray, probs: np.ndarray) -> dict[str, float]:
+    return {
+        "auc": fm.auc(y, probs),
+        "brier": fm.brier(y, probs),
+        "ece": fm.ece(y, probs),
+    }
+
+
+def _point_report(
+    point: str,
+    rows: Sequence[DecisionRow],
+    feats: Sequence[dict],
+    y: np.ndarray,
+    s: Split,
+    points: np.ndarray,
+    probs: np.ndarray,
+    at: np.ndarray,
+) -> dict[str, Any]:
+    test = s.test[at]
+    train_idx = s.train[points[s.train] == point]
+    yt = y[test]
+    low, high = fm.auc_interval(yt, probs)
+    p3 = np.array([feats[i]["severity"] == "P3" for i in test])
+    return {
+        "decision_point": point,
+        "n": len(test),
+        "base_rate": float(yt.mean()),
+        "auc": fm.auc(yt, probs),
+        "auc_low": low,
+        "auc_high": high,
+        "brier": fm.brier(yt, probs),
+        "ece": fm.ece(yt, probs),
+        "auc_p3": fm.auc(yt[p3], probs[p3]),
+        "baselines": _baselines(feats, y, train_idx, test),
+    }
+
+
+def _baselines(
+    feats: Sequence[dict], y: np.ndarray, train_idx: np.ndarray, test: np.ndarray
+) -> dict[str, float]:
+    yt = y[test]
+    prior = float(y[train_idx].mean())
+    by_severity = _rates(feats, y, train_idx, lambda f: f["severity"], prior)
+    priority = [by_severity.get(feats[i]["severity"], prior) for i in test]
+
+    def group_rate(i: int) -> float:
+        fallback = by_severity.get(feats[i]["severity"], prior)
+        return pairs.get((feats[i]["severity"], feats[i]["team"]), fallback)
+
+    pairs = _rates(feats, y, train_idx, lambda f: (f["severity"], f["team"]), None, by_severity)
+    fraction = [feats[i]["res_fraction"] or 0.0 for i in test]
+    return {
+        "priority": fm.auc(yt, np.array(priority)),
+        "priority_group": fm.auc(yt, np.array([group_rate(i) for i in test])),
+        "logistic": fm.auc(yt, _logistic(feats, y, train_idx, test)),
+        "fixed_fraction": fm.auc(yt, np.array(fraction)),
+    }
+
+
+def _rates(feats, y, idx, key, prior, parents=None, weight: float = 20.0) -> dict:
+    """Breach rate per key over training rows, shrunk toward the parent rate (or `prior`)."""
+    sums: dict[Any, list[float]] = {}
+    for i in idx:
+        k = key(feats[i])
+        acc = sums.setdefault(k, [0.0, 0.0])
+        acc[0] += y[i]
+        acc[1] += 1
+    out = {}
+    for k, (breaches, n) in sums.items():
+        parent = prior if parents is None else parents.get(k[0], 0.5)
+        out[k] = (breaches + weight * parent) / (n + weight) if parent is not None else breaches / n
+    return out
+
+
+def _logistic(feats, y, train_idx, test) -> np.ndarray:
+    numeric, categorical = feature_names(False)
+    width = len(numeric)
+
+    def matrix(idx: np.ndarray) -> np.ndarray:
+        x = np.empty((len(idx), width + len(categorical)), dtype=object)
+        for r, i in enumerate(idx):
+            f = feats[i]
+            x[r, :width] = [np.nan if f[n] is None else float(f[n]) for n in numeric]
+            x[r, width:] = ["?" if f[c] is None else str(f[c]) for c in categorical]
+        return x
+
+    from sklearn.impute import SimpleImputer
+
+    columns = ColumnTransformer(
+        [
+            ("num", make_pipeline(SimpleImputer(add_indicator=True), StandardScaler()),
+             list(range(width))),
+            ("cat", OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=20),
+             list(range(width, width + len(categorical)))),
+        ]
+    )  # fmt: skip
+    model = make_pipeline(columns, LogisticRegression(max_iter=2000, C=0.5))
+    model.fit(matrix(train_idx), y[train_idx])
+    return model.predict_proba(matrix(test))[:, 1]
+
+
+def _recalibrate_online(
+    model: RiskModel,
+    rows: Sequence[DecisionRow],
+    feats: Sequence[dict],
+    y: np.ndarray,
+    test: np.ndarray,
+    points: np.ndarray,
+    p: Protocol,
+) -> np.ndarray:
+    """Each test row's raw score mapped by an isotonic fit, per decision point, on the rows
+    whose outcome was known before the row's day, from incidents opened in the last
+    `recalibration_days` before it (only outcomes known at the decision)."""
+    scored = np.array([r.outcome_known_at is not None for r in rows])
+    candidates = np.flatnonzero(scored)
+    raw = model.raw([feats[i] for i in candidates])
+    raw_of = dict(zip(candidates.tolist(), raw.tolist(), strict=True))
+    known = {i: rows[i].outcome_known_at for i in candidates}
+    out = np.empty(len(test))
+    fits: dict[tuple[str, Any], IsotonicRegression | None] = {}
+    window = timedelta(days=p.recalibration_days)
+    for j, i in enumerate(test):
+        day = rows[i].at.replace(hour=0, minute=0, second=0, microsecond=0)
+        key = (points[i], day)
+        if key not in fits:
+            pick = [
+                k for k in candidates
+                if points[k] == points[i] and known[k] < day and rows[k].opened_at >= day - window
+            ]  # fmt: skip
+            fits[key] = None
+            if len(pick) >= 50 and 0 < y[pick].sum() < len(pick):
+                fits[key] = IsotonicRegression(out_of_bounds="clip").fit(
+                    [raw_of[k] for k in pick], y[pick]
+                )
+        fit = fits[key]
+        score = raw_of.get(int(i), float(model.raw([feats[i]])[0]))
+        out[j] = model.calibrate(np.array([score]))[0] if fit is None else fit.predict([score])[0]
+    return out
+
+
+def render_table(report: dict[str, Any]) -> str:
+    """The report as a fixed-width table, one line per decision point."""
+    head = (
+        f"{'point':<12}{'n':>6}{'base':>7}{'AUC [95% CI]':>22}{'Brier':>7}{'ECE':>7}{'P3 AUC':>8}"
+        f"{'prio':>7}{'p+grp':>7}{'logit':>7}{'frac':>7}{'+desk':>7}{'recal':>7}{'r.ECE':>7}"
+    )
+    lines = [head]
+    v = report["variants"]
+    for d in report["decision_points"]:
+        b, name = d["baselines"], d["decision_point"]
+        ci = f"{d['auc']:.3f} [{d['auc_low']:.3f}, {d['auc_high']:.3f}]"
+        lines.append(
+            f"{name:<12}{d['n']:>6}{d['base_rate']:>7.2f}{ci:>22}{d['brier']:>7.3f}"
+            f"{d['ece']:>7.3f}{d['auc_p3']:>8.3f}{b['priority']:>7.3f}{b['priority_group']:>7.3f}"
+            f"{b['logistic']:>7.3f}{b['fixed_fraction']:>7.3f}{v['with_desk'][name]['auc']:>7.3f}"
+            f"{v['online_recalibration'][name]['auc']:>7.3f}"
+            f"{v['online_recalibration'][name]['ece']:>7.3f}"
+        )
+    s = report["split"]
+    lines.append(
+        f"train rows {s['train_rows']} (calibration slice {s['calibration_rows']}), "
+        f"test rows {s['test_rows']}, straddlers dropped {s['straddlers_dropped']}, "
+        f"model {s['model_version']}"
+    )
+    return "\n".join(lines)
