@@ -179,22 +179,28 @@ def train(
     *,
     with_desk: bool = False,
     rounds: int = ROUNDS,
+    weights: np.ndarray | None = None,
+    params: dict[str, Any] | None = None,
     trained: dict[str, Any] | None = None,
 ) -> RiskModel:
-    """Fit on rows outside `calibration_mask`, calibrate on rows inside it (a later slice)."""
+    """Fit on rows outside `calibration_mask`, calibrate on rows inside it (a later slice).
+
+    `weights` (one per row) weigh both fits, e.g. to undo the censoring of a training window."""
     numeric, categorical = feature_names(with_desk)
     fit_rows = [r for r, m in zip(rows, calibration_mask, strict=True) if not m]
     vocab = vocabularies(fit_rows, categorical)
     x = encode(rows, numeric, categorical, vocab)
     y = np.asarray(labels, dtype=float)
+    w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=float)
     fit, cal = ~calibration_mask, calibration_mask
     data = lgb.Dataset(
-        x[fit], y[fit], feature_name=numeric + categorical,
+        x[fit], y[fit], weight=w[fit], feature_name=numeric + categorical,
         categorical_feature=categorical, free_raw_data=False,
     )  # fmt: skip
-    booster = lgb.train(PARAMS, data, num_boost_round=rounds)
+    booster = lgb.train({**PARAMS, **(params or {})}, data, num_boost_round=rounds)
     raw = booster.predict(x[cal])
-    iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(raw, y[cal])
+    iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0)
+    iso.fit(raw, y[cal], sample_weight=w[cal])
     model = RiskModel(
         numeric=numeric,
         categorical=categorical,
