@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from sla_stream import __version__
+from sla_stream.analytics.forecast_cli import forecast_group
 from sla_stream.analytics.report import report_command
 from sla_stream.contracts_cli import contracts
 from sla_stream.generate import generate_command
@@ -74,6 +75,7 @@ main.add_command(import_group)
 main.add_command(report_command)
 main.add_command(token_group)
 main.add_command(notify)
+main.add_command(forecast_group)
 
 if __name__ == "__main__":
     main()

@@ -89,6 +89,18 @@ def decision_rows(
     return _Sweep(incidents, contracts).run(points)
 
 
+def rows_and_verdicts(
+    incidents: list[Incident],
+    contracts: Mapping[str, ContractRecord],
+    points: Mapping[str, float | None] = DECISION_POINTS,
+) -> tuple[list[DecisionRow], dict[str, bool]]:
+    """The rows, and the engine's own verdict per incident: whether its resolution clock
+    breached (as `sla.outcomes` and a replay's outcomes.jsonl say it)."""
+    sweep = _Sweep(incidents, contracts)
+    rows = sweep.run(points)
+    return rows, {i: not met for i, (_, met) in sweep.verdicts.items()}
+
+
 class _Sweep:
     def __init__(self, incidents: list[Incident], contracts: Mapping[str, ContractRecord]):
         self.incidents = {i.incident_id: i for i in incidents}
@@ -98,6 +110,7 @@ class _Sweep:
         self.heap: list[tuple[datetime, int, int, str, object]] = []
         self.seq = 0
         self.rows: list[DecisionRow] = []
+        self.verdicts: dict[str, tuple[str, bool]] = {}  # incident -> live resolution outcome
 
     def push(self, at: datetime, kind: int, incident_id: str, payload: object) -> None:
         self.seq += 1
@@ -153,8 +166,14 @@ class _Sweep:
 
     def settle(self, outcomes: Iterable[Outcome]) -> None:
         for o in outcomes:
-            if o.metric == "resolution" and o.withdraws is None:
-                self.book.clock_settled(o.incident_id, o.team, utc(o.settled_at), o.met)
+            if o.metric != "resolution":
+                continue
+            if o.withdraws is not None:
+                if self.verdicts.get(o.incident_id, ("",))[0] == o.withdraws:
+                    del self.verdicts[o.incident_id]
+                continue
+            self.verdicts[o.incident_id] = (o.outcome_id, o.met)
+            self.book.clock_settled(o.incident_id, o.team, utc(o.settled_at), o.met)
 
     def decide(self, incident_id: str, point: str, at: datetime, always: bool) -> None:
         state = self.states.get(incident_id)
