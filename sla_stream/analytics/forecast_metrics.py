@@ -51,10 +51,11 @@ def brier(labels: np.ndarray, probabilities: np.ndarray) -> float:
 
 
 def ece(labels: np.ndarray, probabilities: np.ndarray, bins: int = 10) -> float:
-    """Expected calibration error over `bins` equal-width bins of the probability."""
+    """Expected calibration error over `bins` equal-width bins of the probability (closed on
+    the right, as scikit-learn's `calibration_curve` bins them)."""
     y = np.asarray(labels, dtype=float)
     p = np.clip(np.asarray(probabilities, dtype=float), 0.0, 1.0)
-    which = np.minimum((p * bins).astype(int), bins - 1)
+    which = np.searchsorted(np.linspace(0.0, 1.0, bins + 1)[1:-1], p)
     total = 0.0
     for b in range(bins):
         mask = which == b

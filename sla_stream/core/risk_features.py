@@ -24,6 +24,8 @@ from sla_stream.core.incident import IncidentState
 from sla_stream.core.terms import ContractTerms
 
 HOUR = 3600.0
+# Known only at closure (or back-filled from it onto every row): never read, never a feature.
+CLOSURE_FIELDS = ("closed_at", "closed_code", "resolved_by", "resolved_at", "made_sla")
 # Opening facts a forecast may use: known when the incident opens and never rewritten later.
 OPENED_FACTS = ("contact_type", "location", "impact", "urgency")
 # Statuses in which the desk is working on the incident; any other open status is a wait.
