@@ -41,6 +41,9 @@ class Settings(BaseSettings):
         "when SLA_WEB_HOST binds every interface (0.0.0.0 or ::)",
     )
     tick_interval: float = Field(default=0.5, gt=0)
+    forecast_model: Path | None = Field(
+        default=None, description="breach-risk model file (`sla-stream forecast train`)"
+    )
     max_event_bytes: int = Field(default=64 * 1024, gt=0)
     rebalance_timeout: float = Field(
         default=3.0, gt=0, description="seconds; the embedded broker joins groups only after it"

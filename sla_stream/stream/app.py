@@ -131,6 +131,11 @@ def create_app(settings: Settings, bootstrap: str) -> SlaApp:
         outbox_window_s=settings.outbox_window_s,
     )
 
+    if settings.forecast_model is not None:  # without one, the steps run exactly as before
+        from sla_stream.stream.risk import load_watch
+
+        steps.risk = load_watch(settings.forecast_model, metrics.registry)
+
     def my_partitions() -> set[int]:
         return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == names.events}
 
@@ -211,4 +216,7 @@ def create_app(settings: Settings, bootstrap: str) -> SlaApp:
     sla_app = SlaApp(settings, app, names, metrics, store, contracts, steps)
     rollups = register_rollups(sla_app)  # adherence table, rollup agent, gauge, /api/v1/adherence
     register_site(sla_app, rollups)  # dashboard at /, portal API, incidents across workers
+    from sla_stream.web.risk import register_risk_views
+
+    register_risk_views(sla_app)  # /api/v1/incidents/at-risk
     return sla_app

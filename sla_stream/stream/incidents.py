@@ -16,10 +16,12 @@ from sla_stream.core import engine
 from sla_stream.core.errors import InvalidEvent
 from sla_stream.core.models import DeadLetter, IncidentEvent
 from sla_stream.core.terms import ContractRecord
+from sla_stream.stream import risk
 from sla_stream.stream.codecs import decode_event
 from sla_stream.stream.metrics import Metrics
 from sla_stream.stream.open_clocks import OpenClocks
 from sla_stream.stream.publish import Publisher
+from sla_stream.stream.risk import RiskWatch
 from sla_stream.stream.state import IncidentRecord, IncidentStore
 
 ContractLookup = Callable[[str], ContractRecord | None]
@@ -60,6 +62,7 @@ class IncidentSteps:
         self.max_event_bytes = max_event_bytes
         self.outbox_window_s = outbox_window_s
         self.open_clocks = OpenClocks(metrics.open_clocks)
+        self.risk: RiskWatch | None = None  # the breach forecast, when a model is configured
 
     async def on_event(self, raw: bytes, key: bytes | None, partition: int, offset: int) -> None:
         started = time.perf_counter()
@@ -91,6 +94,8 @@ class IncidentSteps:
 
     async def _apply(self, event: IncidentEvent, partition: int) -> str | None:
         """Apply a decoded event; the dead-letter reason when the engine refuses it."""
+        if self.risk is not None:
+            self.risk.saw(event, partition)
         record = self.store.load(event.incident_id)
         previous = record.state if record else None
         # The incident's own contract wins: the engine parks a record of another contract.
@@ -124,6 +129,8 @@ class IncidentSteps:
                         await self._advance(partition, incident_id, record, now, contract)
                 except Exception:
                     self._failed(partition, incident_id, now)
+        if self.risk is not None:
+            await risk.on_tick(self, partition, now)
         self._delete_expired(partition, now)
         self.metrics.parked.set(self.store.index.parked_count())
         self.metrics.tick_seconds.observe(time.perf_counter() - started)
@@ -197,6 +204,8 @@ class IncidentSteps:
         sent = await self.publisher.effects(step.alerts, step.outcomes)
         self.store.save(partition, incident_id, IncidentRecord(step.state, kept + tuple(sent)))
         self.open_clocks.change(partition, record.state if record else None, step.state)
+        if self.risk is not None:
+            await risk.after_commit(self, partition, record.state if record else None, step)
 
     async def _dead_letter(
         self,
