@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     forecast_model: Path | None = Field(
         default=None, description="breach-risk model file (`sla-stream forecast train`)"
     )
+    forecast_rescore_s: float = Field(
+        default=30.0, gt=0, description="an open clock is re-scored on ticks at most this often"
+    )
     max_event_bytes: int = Field(default=64 * 1024, gt=0)
     rebalance_timeout: float = Field(
         default=3.0, gt=0, description="seconds; the embedded broker joins groups only after it"

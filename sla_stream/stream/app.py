@@ -134,7 +134,9 @@ def create_app(settings: Settings, bootstrap: str) -> SlaApp:
     if settings.forecast_model is not None:  # without one, the steps run exactly as before
         from sla_stream.stream.risk import load_watch
 
-        steps.risk = load_watch(settings.forecast_model, metrics.registry)
+        steps.risk = load_watch(
+            settings.forecast_model, metrics.registry, settings.forecast_rescore_s
+        )
 
     def my_partitions() -> set[int]:
         return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == names.events}

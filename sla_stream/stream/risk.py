@@ -3,13 +3,17 @@
 With a model configured (`SLA_FORECAST_MODEL`), the incident steps hand every committed step
 here. `RiskWatch` keeps a `DeskBook` of the incidents this worker sees (its partitions only:
 with N workers each one's desk counts cover about 1/N of the desk, and they start empty after
-a restart; the model was trained without the desk features by default, so this is
-informational), scores the incident at each event, and re-scores open incidents on ticks, at
-most `PER_TICK` per tick and each at most once per `RESCORE_S`. An `at_risk` alert goes out
-when the calibrated probability reaches the contract's `at_risk_level` (default 0.7): one per
-crossing, with a stable id (incident, metric, kind, level, crossing number), never for a
-paused, breached or stopped clock. It is cleared (a `retracted` naming it) when the clock
-settles or the probability falls below the level minus `MARGIN`.
+a restart; the model is trained without the desk features by default, so they only inform),
+scores the incident at each event, and re-scores open incidents on ticks: at most `PER_TICK`
+per tick, each at most once per `rescore_s` (SLA_FORECAST_RESCORE_S).
+
+An `at_risk` alert goes out when the calibrated probability reaches the contract's
+`at_risk_level` (default 0.7): one per crossing, with a stable id (incident, metric, kind,
+level, crossing number), never for a paused, breached or stopped clock. It is cleared (a
+`retracted` naming it) when the clock settles, or when the probability stays below the level
+minus `MARGIN` for `CLEAR_AFTER` scores in a row (a model's score moves in steps; a single low
+one would make the alert flap). The watch lives in memory: after a restart, crossings count
+from zero again, so the same ids come back and a notifier drops the repeats.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from sla_stream.core.terms import ContractRecord, ContractTerms
 
 DEFAULT_LEVEL = 0.7
 MARGIN = 0.1
+CLEAR_AFTER = 3  # scores in a row below the level minus the margin: one low score is noise
 PER_TICK = 50
 RESCORE_S = 30.0
 METRIC = "resolution"
@@ -51,14 +56,18 @@ class Watched:
     probability: float | None = None
     reasons: tuple[str, ...] = ()
     crossings: int = 0
+    low_scores: int = 0  # consecutive scores below the level minus the margin
     live_alert: Alert | None = None  # the at_risk alert not yet cleared
 
 
 class RiskWatch:
     """Scores open clocks with a trained model; returns the alerts to publish."""
 
-    def __init__(self, model: RiskModel, registry: CollectorRegistry) -> None:
+    def __init__(
+        self, model: RiskModel, registry: CollectorRegistry, rescore_s: float = RESCORE_S
+    ) -> None:
         self.model = model
+        self.rescore_s = rescore_s
         self.book = DeskBook()
         self.watched: dict[str, Watched] = {}
         self.scores = Histogram(
@@ -113,7 +122,8 @@ class RiskWatch:
             w.crossings += 1
             self.at_risk.inc()
             return [w.live_alert]
-        if w.live_alert is not None and probability < level - MARGIN:
+        w.low_scores = w.low_scores + 1 if probability < level - MARGIN else 0
+        if w.live_alert is not None and w.low_scores >= CLEAR_AFTER:
             return self._clear(w, now, terms)
         return []
 
@@ -122,7 +132,7 @@ class RiskWatch:
         queue = self._cursor.get(partition) or [
             i for i, w in self.watched.items() if w.partition == partition
         ]
-        stale_before = time.monotonic() - RESCORE_S
+        stale_before = time.monotonic() - self.rescore_s
         picked: list[str] = []
         while queue and len(picked) < PER_TICK:
             incident_id = queue.pop()
@@ -256,7 +266,7 @@ async def on_tick(steps: Any, partition: int, now: datetime) -> None:
             await steps.publisher.effects(alerts, ())
 
 
-def load_watch(path: Any, registry: CollectorRegistry) -> RiskWatch:
+def load_watch(path: Any, registry: CollectorRegistry, rescore_s: float = RESCORE_S) -> RiskWatch:
     from sla_stream.analytics.forecast import RiskModel
 
-    return RiskWatch(RiskModel.load(path), registry)
+    return RiskWatch(RiskModel.load(path), registry, rescore_s)
