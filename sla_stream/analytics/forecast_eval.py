@@ -37,7 +37,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from sla_stream.analytics import forecast_metrics as fm
-from sla_stream.analytics.forecast import RiskModel, feature_names, train
+from sla_stream.analytics.forecast import RiskModel, ages, feature_names, train
 from sla_stream.analytics.forecast_data import (
     DECISION_POINTS,
     DecisionRow,
@@ -299,7 +299,7 @@ def _recalibrate_online(
     )
     opened = np.array([r.opened_at.timestamp() for r in rows])
     raw = model.raw(list(feats))
-    out = model.calibrate(raw[test])
+    out = model.calibrate(raw[test], ages([feats[i] for i in test]))
     days = np.floor(np.array([rows[i].at.timestamp() for i in test]) / day_s) * day_s
     for point in np.unique(points[test]):
         for day in np.unique(days[points[test] == point]):

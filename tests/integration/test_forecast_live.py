@@ -8,34 +8,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
 import orjson
 import pytest
 
-from sla_stream.analytics.forecast import train
-from sla_stream.core.risk_features import FEATURES, SEVERITY_RANK
+from tests.forecast_support import severity_model
 from tests.integration.harness import System, TopicReader
 from tests.integration.test_worker import event, fast_contract, opened
-
-
-def severity_model(path: Path) -> str:
-    """A real model whose verdict is the severity: P1 breaches, the rest are met."""
-    rng = np.random.default_rng(1)
-    rows, labels = [], []
-    for i in range(800):
-        severity = ("P1", "P2", "P3", "P4")[i % 4]
-        row = dict.fromkeys(FEATURES) | {
-            "severity": severity,
-            "severity_rank": SEVERITY_RANK[severity],
-            "age_h": float(rng.random()),
-            "updates": float(rng.integers(0, 3)),
-        }
-        rows.append(row)
-        labels.append(severity == "P1")
-    calibration = np.arange(len(rows)) % 5 == 0
-    model = train(rows, np.array(labels), calibration, rounds=20)
-    model.save(path)
-    return model.version
 
 
 @pytest.mark.integration
@@ -43,7 +21,7 @@ async def test_at_risk_for_a_high_score_none_for_a_paused_clock(
     make_system: Callable[..., System], tmp_path: Path
 ) -> None:
     model_path = tmp_path / "model.json"
-    version = severity_model(model_path)
+    version = severity_model(model_path).version
     system = make_system(extra_env={"SLA_FORECAST_MODEL": str(model_path)})
     await system.create_topics()
     await system.put_contracts([fast_contract(fr_s=3600, res_s=3600)])

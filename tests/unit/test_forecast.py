@@ -165,3 +165,37 @@ def test_reasons_are_words_about_the_row() -> None:
         "team backlog 2.1x its weekly throughput"
     )
     assert describe("responded", {"responded": 0.0}) == "no first response yet"
+
+
+def test_train_from_a_replay_directory_labels_with_its_outcomes(tmp_path) -> None:
+    """`sla-stream forecast train` on generated events, labelled by a replay's outcomes.jsonl:
+    the same verdicts as the engine's own, so the same model."""
+    import orjson
+    from click.testing import CliRunner
+
+    from sla_stream.analytics.forecast_cli import read_verdicts
+    from sla_stream.cli import main
+    from sla_stream.replay import replay_file
+
+    contracts = load_contracts(CONTRACTS)
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(
+        b"".join(e.to_json() + b"\n" for e in iter_events(300, seed=2, contracts=contracts))
+    )
+    replay_file(contracts, events, tmp_path / "replay")
+    _, own = rows_and_verdicts(
+        group_incidents(iter_events(300, seed=2, contracts=contracts)), contracts
+    )
+    assert read_verdicts(tmp_path / "replay") == own and any(own.values())
+    runner = CliRunner()
+    args = ["forecast", "train", "--events", str(events), "--contracts", str(CONTRACTS)]
+    by_replay = runner.invoke(main, [*args, "--outcomes", str(tmp_path / "replay"),
+                                     "--out", str(tmp_path / "a.json")])  # fmt: skip
+    by_engine = runner.invoke(main, [*args, "--out", str(tmp_path / "b.json")])
+    assert by_replay.exit_code == 0 and by_engine.exit_code == 0, by_replay.output
+    a, b = (
+        orjson.loads((tmp_path / "a.json").read_bytes()),
+        orjson.loads((tmp_path / "b.json").read_bytes()),
+    )
+    assert a["format"] == 1 and a["version"] == b["version"]
+    assert "wrote" in by_replay.output and a["version"] in by_replay.output
