@@ -58,6 +58,13 @@ def train_command(
     summary = Summary()
     with events_path.open("rb") as source:
         incidents = group_incidents(read_events(source, summary))
+    if summary.invalid:
+        number, reason = summary.invalid[0]
+        click.echo(
+            f"{len(summary.invalid)} invalid lines in {events_path} skipped "
+            f"(first: line {number}: {reason})",
+            err=True,
+        )
     rows, verdicts = rows_and_verdicts(incidents, contracts)
     if outcomes_path is not None:
         verdicts = read_verdicts(outcomes_path)
@@ -124,10 +131,15 @@ def read_verdicts(path: Path) -> dict[str, bool]:
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 def evaluate_command(log: Path, mapping: Path, contracts: Path, fmt: str) -> None:
     """Run the forecast protocol (docs/forecast.md) on a ServiceNow log and print its figures."""
-    from sla_stream.analytics.forecast_eval import evaluate, load_history, render_table
+    from sla_stream.analytics.forecast_eval import LabelError, evaluate, load_history, render_table
+    from sla_stream.core.errors import SlaError
+    from sla_stream.importers.servicenow import ImportFileError
 
     started = time.monotonic()
-    report = evaluate(load_history(log, mapping, contracts))
+    try:
+        report = evaluate(load_history(log, mapping, contracts))
+    except (LabelError, ImportFileError, SlaError) as exc:
+        raise click.ClickException(str(exc)) from exc
     if fmt == "json":
         click.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
     else:

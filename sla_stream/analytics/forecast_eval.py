@@ -81,9 +81,10 @@ def load_history(
 ) -> History:
     mapping = load_mapping(mapping_path)
     contracts = load_contracts(contracts_path)
+    breaches = read_breaches(log)  # first: a log without the label is refused at once
     with open_log(log) as source:
         incidents = group_incidents(convert(source, mapping, every_update=True))
-    return History(decision_rows(incidents, contracts), read_breaches(log), mapping.zone())
+    return History(decision_rows(incidents, contracts), breaches, mapping.zone())
 
 
 def read_breaches(log: Path) -> dict[str, bool]:
@@ -92,7 +93,11 @@ def read_breaches(log: Path) -> dict[str, bool]:
     The label only: `made_sla` is the closure verdict, never a feature."""
     final: dict[str, tuple[int, bool]] = {}
     with open_log(log) as source:
-        for row in csv.DictReader(source):
+        reader = csv.DictReader(source)
+        absent = {"number", "made_sla", "sys_mod_count"} - set(reader.fieldnames or ())
+        if absent:
+            raise LabelError(f"{log}: no column {', '.join(sorted(absent))}: nothing to label")
+        for row in reader:
             number, made = row["number"], row["made_sla"].strip().lower()
             if made not in ("true", "false"):
                 continue
@@ -100,6 +105,10 @@ def read_breaches(log: Path) -> dict[str, bool]:
             if number not in final or mod >= final[number][0]:
                 final[number] = (mod, made == "false")
     return {number: breached for number, (_, breached) in final.items()}
+
+
+class LabelError(ValueError):
+    """The log cannot give the label (a column is missing)."""
 
 
 @dataclass

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from sla_stream.core.calendar import calendar_for
 from sla_stream.core.clock import Clock, elapsed_at, utc
-from sla_stream.core.incident import IncidentState
+from sla_stream.core.incident import IncidentState, Recorded
 from sla_stream.core.terms import ContractTerms
 
 HOUR = 3600.0
@@ -110,7 +110,7 @@ def features_at(
     events = [e for e in state.events if e.occurred_at <= at]
     out: Features = dict.fromkeys(FEATURES)
     out.update(_clock_features(state.clocks, at, terms))
-    out.update(_history_features(state, events, at, terms, out))
+    out.update(_history_features(state, events, at, terms))
     out.update(_desk_features(desk))
     facts = opened_facts or {}
     for name in OPENED_FACTS:
@@ -139,49 +139,63 @@ def _clock_features(clocks: tuple[Clock, ...], at: datetime, terms: ContractTerm
     return out
 
 
+class _Tally:
+    """Counts over an incident's events in time order: statuses, waits, teams, severities."""
+
+    def __init__(self, opened_at: datetime, pause_statuses: tuple[str, ...]) -> None:
+        self.pause_statuses = pause_statuses
+        self.team: str | None = None
+        self.category: str | None = None
+        self.severity: str | None = None
+        self.status: str | None = None
+        self.teams: list[str] = []
+        self.status_changes = self.waits = self.reopens = 0
+        self.team_changes = self.team_returns = self.severity_changes = 0
+        self.waiting_s = self.paused_s = 0.0
+        self.since = opened_at
+
+    def wait_until(self, at: datetime) -> None:
+        """Count the time since the last event in the current status, if it is a wait."""
+        if self.status is not None and self.status not in WORKING_STATUSES | FINAL_STATUSES:
+            self.waiting_s += (at - self.since).total_seconds()
+            if self.status in self.pause_statuses:
+                self.paused_s += (at - self.since).total_seconds()
+        self.since = at
+
+    def add(self, e: Recorded) -> None:
+        self.wait_until(e.occurred_at)
+        if e.type == "severity_changed" and self.severity is not None:
+            self.severity_changes += e.severity != self.severity
+        self.severity = e.severity or self.severity
+        self.reopens += e.type == "reopened"
+        status = e.status if e.type == "reopened" else (e.status or self.status)
+        if status != self.status and e.type != "opened":
+            self.status_changes += 1
+            self.waits += status not in WORKING_STATUSES | FINAL_STATUSES
+        self.status = status
+        self.category = e.category or self.category
+        if e.team and e.team != self.team:
+            if self.team is not None:
+                self.team_changes += 1
+                self.team_returns += e.team in self.teams  # ping-pong: back to an earlier team
+            self.teams.append(e.team)
+            self.team = e.team
+
+
 def _history_features(
-    state: IncidentState, events: list, at: datetime, terms: ContractTerms, out: Features
+    state: IncidentState, events: list[Recorded], at: datetime, terms: ContractTerms
 ) -> Features:
     zone = ZoneInfo(terms.timezone)
     opened_at = state.opened_at or (events[0].occurred_at if events else at)
     updates = [e for e in events if e.type != "opened"]
     last_at = events[-1].occurred_at if events else opened_at
-    team, category, severity, status = None, None, None, None
-    teams: list[str] = []
-    status_changes = waits = team_changes = team_returns = severity_changes = reopens = 0
-    waiting_s = paused_s = 0.0
-    since = opened_at
+    tally = _Tally(opened_at, terms.pause_statuses)
     for e in events:
-        if status is not None and status not in WORKING_STATUSES | FINAL_STATUSES:
-            waiting_s += (e.occurred_at - since).total_seconds()
-            if status in terms.pause_statuses:
-                paused_s += (e.occurred_at - since).total_seconds()
-        since = e.occurred_at
-        if e.type == "severity_changed" and severity is not None and e.severity != severity:
-            severity_changes += 1
-        severity = e.severity or severity
-        if e.type == "reopened":
-            reopens += 1
-        new_status = e.status if e.type == "reopened" else (e.status or status)
-        if new_status != status and e.type != "opened":
-            status_changes += 1
-            if new_status not in WORKING_STATUSES | FINAL_STATUSES:
-                waits += 1
-        status = new_status
-        category = e.category or category
-        if e.team and e.team != team:
-            if team is not None:
-                team_changes += 1
-                team_returns += e.team in teams  # ping-pong: back to a team that had it
-            teams.append(e.team)
-            team = e.team
-    if status is not None and status not in WORKING_STATUSES | FINAL_STATUSES:
-        waiting_s += (at - since).total_seconds()
-        if status in terms.pause_statuses:
-            paused_s += (at - since).total_seconds()
+        tally.add(e)
+    tally.wait_until(at)
     local_open, local_now = opened_at.astimezone(zone), at.astimezone(zone)
     return {
-        "severity_rank": SEVERITY_RANK.get(severity or ""),
+        "severity_rank": SEVERITY_RANK.get(tally.severity or ""),
         "age_h": (at - opened_at).total_seconds() / HOUR,
         "open_hour_of_week": float(local_open.weekday() * 24 + local_open.hour),
         "hour_of_week": float(local_now.weekday() * 24 + local_now.hour),
@@ -190,20 +204,20 @@ def _history_features(
             sum((at - e.occurred_at).total_seconds() <= 24 * HOUR for e in updates)
         ),
         "since_update_h": (at - last_at).total_seconds() / HOUR,
-        "status_changes": float(status_changes),
-        "waits": float(waits),
-        "waiting_h": waiting_s / HOUR,
-        "paused_h": paused_s / HOUR,
-        "team_changes": float(team_changes),
-        "teams_seen": float(len(set(teams))),
-        "team_returns": float(team_returns),
-        "severity_changes": float(severity_changes),
-        "reopens": float(reopens),
-        "severity": severity,
-        "status": status,
-        "category": category,
-        "team": team,
-        "opening_team": teams[0] if teams else None,
+        "status_changes": float(tally.status_changes),
+        "waits": float(tally.waits),
+        "waiting_h": tally.waiting_s / HOUR,
+        "paused_h": tally.paused_s / HOUR,
+        "team_changes": float(tally.team_changes),
+        "teams_seen": float(len(set(tally.teams))),
+        "team_returns": float(tally.team_returns),
+        "severity_changes": float(tally.severity_changes),
+        "reopens": float(tally.reopens),
+        "severity": tally.severity,
+        "status": tally.status,
+        "category": tally.category,
+        "team": tally.team,
+        "opening_team": tally.teams[0] if tally.teams else None,
     }
 
 

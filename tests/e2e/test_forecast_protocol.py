@@ -53,3 +53,20 @@ def test_the_protocol_runs_end_to_end_and_prints_its_json(log_slice: Path) -> No
     assert points[0]["n"] > points[-1]["n"]
     assert points[-1]["base_rate"] > points[0]["base_rate"]
     assert report["split"]["straddlers_dropped"] > 0
+
+
+def test_a_log_without_the_label_is_refused_naming_the_column(tmp_path: Path) -> None:
+    with gzip.open(LOG, "rt", newline="") as source:
+        header, *rows = [next(source) for _ in range(20)]
+    columns = header.rstrip("\n").split(",")
+    at = columns.index("made_sla")
+    path = tmp_path / "no-label.csv"
+    path.write_text(
+        "".join(
+            ",".join(c for i, c in enumerate(line.rstrip("\n").split(",")) if i != at) + "\n"
+            for line in [header, *rows]
+        )
+    )
+    result = CliRunner().invoke(main, ["forecast", "evaluate", "--log", str(path)])
+    assert result.exit_code == 1
+    assert "no column made_sla" in result.output
