@@ -17,6 +17,8 @@
    elapsed fraction of the resolution allowance, as a score).
 4. Variants: the same model with the desk-state features, and the model recalibrated online
    (each test day, on the decision rows whose outcome was known before that day).
+5. The alert budget (`forecast_budget`): forecast alerts against fixed-fraction warnings at an
+   equal number of alerted test incidents.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from sla_stream.analytics import forecast_metrics as fm
 from sla_stream.analytics.forecast import RiskModel, ages, feature_names, train
+from sla_stream.analytics.forecast_budget import alert_budget, render_budget
 from sla_stream.analytics.forecast_data import (
     DECISION_POINTS,
     DecisionRow,
@@ -173,6 +176,11 @@ def evaluate(history: History, p: Protocol | None = None) -> dict[str, Any]:
     return {
         "decision_points": report,
         "variants": variants,
+        "alert_budget": alert_budget(
+            [rows[i] for i in s.test],
+            scores[False],
+            {r.incident_id: bool(v) for r, v in zip(rows, y, strict=True)},
+        ),
         "split": {
             "train_rows": len(s.train),
             "calibration_rows": int(s.calibration.sum()),
@@ -350,4 +358,6 @@ def render_table(report: dict[str, Any]) -> str:
         f"test rows {s['test_rows']}, straddlers dropped {s['straddlers_dropped']}, "
         f"model {s['model_version']}"
     )
+    if "alert_budget" in report:
+        lines.append(render_budget(report["alert_budget"]))
     return "\n".join(lines)

@@ -53,6 +53,9 @@ def test_the_protocol_runs_end_to_end_and_prints_its_json(log_slice: Path) -> No
     assert points[0]["n"] > points[-1]["n"]
     assert points[-1]["base_rate"] > points[0]["base_rate"]
     assert report["split"]["straddlers_dropped"] > 0
+    budget = report["alert_budget"]  # as many forecast alerts as fixed-fraction ones (or ties)
+    assert budget["forecast"]["alerts"] >= budget["fixed_fraction"]["alerts"] > 0
+    assert 0 < budget["forecast"]["breaches_flagged"] <= budget["breaches"]
 
 
 def test_a_log_without_the_label_is_refused_naming_the_column(tmp_path: Path) -> None:
