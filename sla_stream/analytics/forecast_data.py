@@ -173,7 +173,7 @@ class _Sweep:
                     del self.verdicts[o.incident_id]
                 continue
             self.verdicts[o.incident_id] = (o.outcome_id, o.met)
-            self.book.clock_settled(o.incident_id, o.team, utc(o.settled_at), o.met)
+            self.book.clock_settled(o.team, utc(o.settled_at), o.met, o.completed_at)
 
     def decide(self, incident_id: str, point: str, at: datetime, always: bool) -> None:
         state = self.states.get(incident_id)

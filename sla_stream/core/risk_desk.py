@@ -62,7 +62,6 @@ class DeskBook:
         self.arrivals = _Window(DAY)
         self.resolved = _Window(7 * DAY)
         self.breaches = _Window(7 * DAY)
-        self.seen_settled: set[str] = set()
 
     def opened(self, incident_id: str, team: str | None, at: datetime) -> None:
         if incident_id in self.open_team:
@@ -92,11 +91,14 @@ class DeskBook:
         if incident_id not in self.open_team:
             self._enter(incident_id, team or "")
 
-    def clock_settled(self, incident_id: str, team: str | None, at: datetime, met: bool) -> None:
-        """An incident's resolution clock settled (met, or breached at its deadline); once."""
-        if incident_id in self.seen_settled:
+    def clock_settled(
+        self, team: str | None, at: datetime, met: bool, completed_at: datetime | None
+    ) -> None:
+        """A resolution clock's outcome. A breach is counted at its instant, from the
+        provisional outcome (no `completed_at`); the final record that replaces it when the
+        clock stops is not counted again. Nothing is kept per incident."""
+        if not met and completed_at is not None:
             return
-        self.seen_settled.add(incident_id)
         self._team(team).breaches.add(at, 0.0 if met else 1.0)
         self.breaches.add(at, 0.0 if met else 1.0)
 

@@ -228,9 +228,10 @@ class _Incident:
             if rose:  # reopened and final again between two rows: no instant to give either
                 self.summary.notes["reopen_count_rose_while_final"] += 1
             self._final_to_final(row.status)
-        if self.every_update and not self.buffer and self.status not in FINAL_STATUSES:
-            self.buffer.append(("status_changed", {"status": self.status}))
+        noted = self.every_update and not self.buffer and self.status not in FINAL_STATUSES
         self._flush(row, row.updated_at)
+        if noted:
+            self.events.append(self._update(row))
 
     def _from_open(self, target: str) -> None:
         previous = self.status
@@ -309,6 +310,23 @@ class _Incident:
             return at
         self.summary.notes["resolved_at_used"] += 1
         return max(resolved_at, at)
+
+    def _update(self, row: Row) -> IncidentEvent:
+        """A row that changes nothing the clocks see, as a `status_changed` to the status.
+
+        Dated at its row (never before the previous event) and kept out of the same-instant
+        ordering, so it moves no later event by a second; its id starts with `!`, which sorts
+        before every other event id of the incident, so at one instant the engine applies it
+        before the real events and the status they leave stands."""
+        at = max(row.updated_at, self.last_at)
+        event = self._event(row, at, "status_changed", status=self.status)
+        self.ids.discard(event.event_id)  # that id stays free for the real events
+        event_id, n = f"{self.number}:!{row.mod}:update", 1
+        while event_id in self.ids:
+            n += 1
+            event_id = f"{self.number}:!{row.mod}:update#{n}"
+        self.ids.add(event_id)
+        return event.model_copy(update={"event_id": event_id})
 
     def _event(self, row: Row, at: datetime, kind: str, **fields: Any) -> IncidentEvent:
         event_id, n = f"{self.number}:{row.mod}:{kind}", 1

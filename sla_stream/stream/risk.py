@@ -172,7 +172,7 @@ class RiskWatch:
             self.book.left(incident_id, now, (now - state.opened_at).total_seconds() / 3600)
         for o in outcomes:
             if o.metric == METRIC and o.withdraws is None:
-                self.book.clock_settled(o.incident_id, o.team, o.settled_at, o.met)
+                self.book.clock_settled(o.team, o.settled_at, o.met, o.completed_at)
 
     def _alert(
         self,
