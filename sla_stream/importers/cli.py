@@ -55,8 +55,19 @@ def import_group() -> None:
     help="time: all events by occurred_at, as a live feed (and replay) has them; "
     "incident: each incident's events together, streamed in constant memory.",
 )
+@click.option(
+    "--every-update",
+    is_flag=True,
+    help="also a `status_changed` to the current status for each row that changes nothing the "
+    "clocks see (notes, reassignments): the engine ignores them, the forecast counts them",
+)
 def servicenow(
-    file: Path, mapping_path: Path, out: Path, report_path: Path | None, order: str
+    file: Path,
+    mapping_path: Path,
+    out: Path,
+    report_path: Path | None,
+    order: str,
+    every_update: bool,
 ) -> None:
     """Convert a ServiceNow incident event log (CSV, or .csv.gz) into incident events."""
     try:
@@ -68,7 +79,7 @@ def servicenow(
     partial = out.with_name(out.name + ".part")  # a failed import leaves no half-written --out
     try:
         with open_log(file) as source, partial.open("wb") as sink:
-            events = convert(source, mapping, summary)
+            events = convert(source, mapping, summary, every_update=every_update)
             if order == "time":
                 _write_by_time(events, sink)
             else:
