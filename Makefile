@@ -18,12 +18,16 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/sla-stream demo
 
+# First the system programs some tests drive (Chromium, Prometheus, Alertmanager, docker-compose):
+# installed from Debian where the machine can (root), else those tests skip naming what to install.
 test: $(STAMP)
+	$(BIN)/python -m tests.system_programs
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -16,6 +16,7 @@ from sla_stream.core.contracts import load_contracts
 from sla_stream.core.engine import IncidentState
 from sla_stream.core.models import IncidentEvent
 from sla_stream.generate import iter_events
+from sla_stream.importers.servicenow_data import SERVICENOW_LOG
 from sla_stream.replay import Replayer, read_events, replay_events, replay_file
 
 TITLE = "Replay and engine throughput"
@@ -24,7 +25,6 @@ ROOT = Path(__file__).resolve().parents[1]
 CONTRACTS = ROOT / "examples" / "contracts.yaml"
 INCIDENTS = 46_300  # about 200,000 events with the default profile
 SEED = 1
-SERVICENOW_LOG = ROOT.parent / "shared" / "data" / "servicenow" / "incident_event_log.csv.gz"
 SERVICENOW = ROOT / "examples" / "servicenow"
 
 
@@ -77,8 +77,6 @@ def _state_sizes(events: list[IncidentEvent]) -> tuple[list[int], float]:
 
 
 def _servicenow(tmp: Path) -> str:
-    if not SERVICENOW_LOG.exists() or not (SERVICENOW / "mapping.yaml").exists():
-        return "- real ServiceNow log: not found next to the repository; skipped\n"
     events = tmp / "servicenow.jsonl"
     cli = [sys.executable, "-m", "sla_stream.cli"]
     imported = subprocess.run(

@@ -270,7 +270,7 @@ def direct(system: kit.System, n: int, prefix: str) -> Level:
 def read_costs(n: int = 50_000) -> tuple[float, float, int]:
     """Microseconds to read one stored record for the due-index rebuild: (the full decode into
     engine state, the rebuild's four-field read), and the record's size in bytes."""
-    from sla_stream.stream.state import IncidentRecord, Summary
+    from sla_stream.stream.state import IncidentRecord, RecordSummary
 
     template = record_bytes(TEMPLATE, datetime.now(UTC), contract())
     raws = [template.replace(TEMPLATE.encode(), incident_id("R", i).encode()) for i in range(n)]
@@ -280,7 +280,7 @@ def read_costs(n: int = 50_000) -> tuple[float, float, int]:
     full = time.perf_counter() - started
     started = time.perf_counter()
     for raw in raws:
-        Summary.of(raw)
+        RecordSummary.of(raw)
     fast = time.perf_counter() - started
     return full / n * 1e6, fast / n * 1e6, len(template)
 
@@ -329,7 +329,7 @@ def report(load: kit.LoadNote, levels: list[Level], costs: tuple[float, float, i
         "What changed: the rebuild used to decode every record into the engine's state twice "
         "(once for the due index, once for the open-clocks gauge). It now reads the few "
         "fields it needs with one `orjson.loads` per record, in one pass "
-        "(`stream/state.py` `Summary`, checked against the full decode in "
+        "(`stream/state.py` `RecordSummary`, checked against the full decode in "
         f"`tests/unit/test_state_summary.py`). Measured here on {size:,}-byte records: "
         f"full decode {full_us:.1f} µs per record (the rebuild paid it twice), fast read "
         f"{fast_us:.1f} µs, so about {2 * full_us / fast_us:.0f}x less per record.\n\n"

@@ -155,8 +155,8 @@ def bare_agent_main(config_path: str) -> None:
     """The bare agent's process: Faust with the worker's own settings, one table get+set."""
     import faust
 
-    from sla_stream.stream.app import faust_settings
     from sla_stream.stream.worker import prompt_fetches
+    from sla_stream.worker_app import faust_settings
 
     prompt_fetches()  # the worker's consumer settings, as `run_worker` sets them
     cfg = json.loads(Path(config_path).read_text())

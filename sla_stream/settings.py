@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Bind addresses meaning "every interface": fine to listen on, useless to be reached at.
@@ -48,14 +48,38 @@ class Settings(BaseSettings):
         default=30.0, gt=0, description="an open clock is re-scored on ticks at most this often"
     )
     max_event_bytes: int = Field(default=64 * 1024, gt=0)
+    dead_letter_max_bytes: int = Field(
+        default=256 * 1024,
+        ge=4096,
+        le=900_000,
+        description="a dead letter's JSON stays under this many bytes: the copy of a larger "
+        "original is cut (`truncated: true`); below the producer's 1,000,000-byte request limit",
+    )
+    dead_letter_max_ratio: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="past this share of dead letters among the last SLA_DEAD_LETTER_WINDOW "
+        "messages of the events topic, the worker pauses that topic until told to resume; 1 "
+        "never pauses",
+    )
+    dead_letter_window: int = Field(
+        default=1000, ge=1, description="messages of the events topic the dead-letter ratio covers"
+    )
+    dead_letter_min_count: int = Field(
+        default=100,
+        ge=1,
+        description="dead letters the window must hold before the ratio can pause the worker",
+    )
     rebalance_timeout: float = Field(
         default=3.0, gt=0, description="seconds; the embedded broker joins groups only after it"
     )
     log_level: str = "info"
     recovery_consistency_check: bool | None = Field(
         default=None,
-        description="Faust's recovery check; unset means off on the embedded broker (its end "
-        "offsets are wrong after multi-record batches) and on for any other broker",
+        description="Faust's recovery check; unset means off on the embedded broker, however "
+        "reached (recognised by its cluster id; its end offsets are wrong after multi-record "
+        "batches), and on for any other broker",
     )
     standby_replicas: int = Field(default=1, ge=0)
     outbox_window_s: float = Field(
@@ -79,16 +103,39 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(default=1024 * 1024, gt=0, description="HTTP body limit")
     ingest_ack_timeout_s: float = Field(default=10.0, gt=0)
     ingest_retry_after_s: int = Field(default=5, ge=1)
+    admin_token_hashes: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="SHA-256 hex digests of the bearer tokens the admin routes accept "
+        "(`POST /api/v1/admin/resume-events`); with none, those routes answer loopback only",
+    )
     portal_token_hashes: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="portal bearer tokens as `<sha256 hex digest>:<customer_id>`, comma-separated "
         "(`sla-stream token hash`); each token sees only its customer's data",
+    )
+    viewer_token_hashes: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="viewer tokens (the dashboard and the read APIs) as `<sha256 hex digest>` or "
+        "`<digest>:<name>`, comma-separated (`sla-stream token hash`); unset, the web server "
+        "listens on loopback only, whatever SLA_WEB_HOST says",
+    )
+    cluster_secret: SecretStr | None = Field(
+        default=None,
+        # Its length is checked at startup (web/access.py), by an error that does not echo it.
+        description="shared by every worker of the group and sent on every worker-to-worker "
+        "request (`sla-stream token new` makes one); required with SLA_VIEWER_TOKEN_HASHES",
     )
     portal_recent_days: float = Field(
         default=30.0, ge=0, description="the portal lists incidents ended at most this long ago"
     )
     adherence_target: float = Field(
         default=0.95, gt=0, le=1, description="the adherence rate the dashboard draws as target"
+    )
+    capacity_report: Path | None = Field(
+        default=None,
+        description="the JSON file `sla-stream capacity --format json --out FILE` writes, which "
+        "the page /capacity and GET /api/v1/capacity show (read again whenever it changes); "
+        "unset, they say how to make one",
     )
 
     @field_validator("incident_retention", mode="before")
@@ -103,7 +150,13 @@ class Settings(BaseSettings):
             raise ValueError("must be longer than zero (or `never`)")
         return value
 
-    @field_validator("ingest_token_hashes", "portal_token_hashes", mode="before")
+    @field_validator(
+        "ingest_token_hashes",
+        "portal_token_hashes",
+        "viewer_token_hashes",
+        "admin_token_hashes",
+        mode="before",
+    )
     @classmethod
     def _split_token_hashes(cls, value: Any) -> Any:
         # Checked by `web.auth.TokenSet.parse` at startup, whose errors never echo the value:

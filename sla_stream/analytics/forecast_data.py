@@ -158,7 +158,7 @@ class _Sweep:
         if state.next_due_at is not None and state.next_due_at <= at:
             self.after_step(incident_id, engine.advance(state, at, self.contract(incident_id)))
 
-    def after_step(self, incident_id: str, step: engine.Step) -> None:
+    def after_step(self, incident_id: str, step: engine.Result) -> None:
         self.states[incident_id] = step.state
         self.settle(step.outcomes)
         if step.next_due_at is not None:

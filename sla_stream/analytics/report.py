@@ -17,11 +17,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import click
 import orjson
 
 from sla_stream.analytics.adherence import Query, Rollup, contract_zone, report
-from sla_stream.core.errors import SlaError
 from sla_stream.core.models import Outcome
 from sla_stream.core.periods import Step, parse_bound
 from sla_stream.core.terms import ContractRecord
@@ -100,9 +98,12 @@ def reports_from_replay(
     return out
 
 
-def _get_json(url: str) -> Any:
+def _get_json(url: str, token: str | None = None) -> Any:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        with urllib.request.urlopen(url, timeout=30) as response:
+        with urllib.request.urlopen(
+            urllib.request.Request(url, headers=headers), timeout=30
+        ) as response:
             return orjson.loads(response.read())
     except urllib.error.HTTPError as exc:
         try:
@@ -121,15 +122,18 @@ def reports_from_api(
     step: Step,
     contract_ids: Iterable[str] = (),
     metric: str | None = None,
+    token: str | None = None,
 ) -> list[dict[str, Any]]:
+    """Reports from a worker's adherence API; `token` is a viewer token, when it needs one."""
     base = base_url.rstrip("/")
-    wanted = list(contract_ids) or _get_json(f"{base}/api/v1/adherence/contracts")["contracts"]
+    contracts_url = f"{base}/api/v1/adherence/contracts"
+    wanted = list(contract_ids) or _get_json(contracts_url, token)["contracts"]
     out = []
     for contract_id in wanted:
         params = {"contract": contract_id, "from": from_text, "to": to_text, "step": step}
         if metric:
             params["metric"] = metric
-        out.append(_get_json(f"{base}/api/v1/adherence?{urllib.parse.urlencode(params)}"))
+        out.append(_get_json(f"{base}/api/v1/adherence?{urllib.parse.urlencode(params)}", token))
     return out
 
 
@@ -252,57 +256,3 @@ def render_table(rep: dict[str, Any]) -> str:
         ]
         lines += _grid(("category", "period", "count", "median", "p90"), rows) if rows else ["  -"]
     return "\n".join(lines)
-
-
-@click.command("report")
-@click.option(
-    "--from", "from_text", required=True, help="start: date, quarter (2026-Q2) or instant"
-)
-@click.option("--to", "to_text", required=True, help="end (exclusive), same forms as --from")
-@click.option("--contract", "contract_ids", multiple=True, help="contract id (repeatable)")
-@click.option("--step", type=click.Choice(["hour", "day", "quarter"]), default="day")
-@click.option("--metric", type=click.Choice(["first_response", "resolution"]))
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
-@click.option("--url", help="a worker's web address (default: SLA_WEB_HOST:SLA_WEB_PORT)")
-@click.option(
-    "--replay-dir",
-    type=click.Path(file_okay=False, exists=True, path_type=Path),
-    help="report from `sla-stream replay` output instead of a running system",
-)
-@click.option(
-    "--contracts",
-    "contracts_file",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="the contracts file the replay used (its zones define the periods)",
-)
-def report_command(
-    from_text: str,
-    to_text: str,
-    contract_ids: tuple[str, ...],
-    step: Step,
-    metric: str | None,
-    fmt: str,
-    url: str | None,
-    replay_dir: Path | None,
-    contracts_file: Path | None,
-) -> None:
-    """Adherence rates per period, breaches per quarter and response-time trends."""
-    try:
-        if replay_dir is not None:
-            if contracts_file is None:
-                raise click.UsageError("--replay-dir needs --contracts (periods use their zones)")
-            from sla_stream.core.contracts import load_contracts
-
-            contracts = load_contracts(contracts_file)
-            reports = reports_from_replay(
-                replay_dir, contracts, from_text, to_text, step, contract_ids, metric
-            )
-        else:
-            from sla_stream.settings import Settings
-
-            settings = Settings()
-            base = url or f"http://{settings.web_host}:{settings.web_port}"
-            reports = reports_from_api(base, from_text, to_text, step, contract_ids, metric)
-    except (ReportError, SlaError) as exc:
-        raise click.ClickException(str(exc)) from exc
-    click.echo(render(reports, fmt))

@@ -19,7 +19,6 @@ from sla_stream.core.calendar_spec import DAY_SECONDS, Range
 
 US = 1_000_000
 DAY_US = DAY_SECONDS * US
-WEEK_US = 7 * DAY_US
 BLOCK_WEEKS = 64
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 EPOCH_ORDINAL = date(1970, 1, 1).toordinal()

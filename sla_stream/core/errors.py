@@ -2,8 +2,8 @@
 
 - `InvalidEvent`: the event's fault; the shell sends the original bytes to the dead-letter topic
   with `reason` and, where known, the `field`.
-- `UnknownContract`: not an error of the event; the incident is parked until the contract arrives.
 - `InvalidContract`: the contracts file's fault; the file is refused, naming path and value.
+An unknown contract is no error: the engine parks the incident until the contract arrives.
 Anything else is a bug and should crash loudly.
 """
 
@@ -21,16 +21,6 @@ class InvalidEvent(SlaError):
         super().__init__(message)
         self.reason = reason
         self.field = field
-
-
-class UnknownContract(SlaError):
-    """An event names a contract (or version) that is not known yet."""
-
-    def __init__(self, contract_id: str, version: int | None = None):
-        detail = f" version {version}" if version is not None else ""
-        super().__init__(f"unknown contract {contract_id!r}{detail}")
-        self.contract_id = contract_id
-        self.version = version
 
 
 class InvalidContract(SlaError):

@@ -1,20 +1,29 @@
 """Scratch space of one engine step: clocks, and the alerts and outcomes that should be live.
 
-`engine.py` decides what happens on each event; a `Fold` carries the consequences: it fires
-the dues of its clocks, turns what a clock announces into alert and outcome bodies, and takes
-them back on a reopen or a cancel. `ledger.reconcile` then diffs them with what was published.
+`engine.py` decides what happens on each event and what each clock announces; a `Fold` only
+carries the consequences (clocks, alert and outcome bodies, what was taken back and when) and,
+at the end of the step, `settle`s them into the new state and its effects through
+`ledger.reconcile`.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import NamedTuple
 
 from sla_stream.core import clock as clk
-from sla_stream.core.calendar import calendar_for
-from sla_stream.core.clock import Clock, Mark
+from sla_stream.core.clock import Clock
 from sla_stream.core.incident import IncidentState
-from sla_stream.core.ledger import AlertBody, OutcomeBody, Slot
+from sla_stream.core.ledger import AlertBody, AlertSlot, Ident, KindOrder, OutcomeBody, reconcile
+from sla_stream.core.models import Alert, Outcome
 from sla_stream.core.terms import ContractTerms, Target
+
+
+class Settled(NamedTuple):
+    state: IncidentState
+    alerts: tuple[Alert, ...]
+    outcomes: tuple[Outcome, ...]
+    next_due_at: datetime | None
 
 
 class Fold:
@@ -30,9 +39,9 @@ class Fold:
         self.final: str | None = None
         self.opened = False
         self.clocks: dict[str, Clock] = {}
-        self.alerts: dict[Slot, AlertBody] = {}
+        self.alerts: dict[AlertSlot, AlertBody] = {}
         self.outcomes: dict[str, OutcomeBody] = {}
-        self.removed_at: dict[Slot, datetime] = {}
+        self.removed_at: dict[AlertSlot, datetime] = {}
         # Resumed from a state whose ledger is the live set, and nothing announced since:
         # the ledger stands as it is.
         self.unchanged = False
@@ -53,49 +62,22 @@ class Fold:
         return None if severity is None else self.terms.target(metric, severity)
 
     def calendar(self, target: Target) -> clk.Calendar:
-        return _calendar(self.terms, target.calendar)
+        return self.terms.calendar_of(target)
 
     def target_of(self, c: Clock) -> Target:
         target = self.terms.target(c.metric, c.severity)
         assert target is not None, "a clock always counts against a target of its contract"
         return target
 
-    def pauses(self, target: Target) -> bool:
-        return target.pauses and self.status in self.terms.pause_statuses
-
-    def fire_due(self, bound: datetime, *, inclusive: bool) -> None:
-        """Fire each clock's dues before `bound` (and at it, when `inclusive`)."""
-        for metric, c in self.clocks.items():
-            while c.due_at is not None and (c.due_at < bound or (inclusive and c.due_at == bound)):
-                target = self.target_of(c)
-                c, mark = clk.fire(c, target, self.calendar(target))
-                self.announce(mark, target)
-            self.clocks[metric] = c
-
-    def announce(self, mark: Mark, target: Target) -> None:
-        """Record what a clock announced as alerts and outcomes that should be live."""
-        body = AlertBody(
-            mark.metric, mark.kind, mark.threshold, mark.severity, mark.allowance_s,
-            mark.elapsed_s, mark.deadline_at, mark.at, target.clause_id, target.clause_title,
-        )  # fmt: skip
+    def put(self, body: AlertBody, outcome: OutcomeBody | None) -> None:
+        """Make `body` the live alert of its slot and, if given, `outcome` its metric's."""
         self.unchanged = False
         self.alerts[body.slot] = body
         # Announced again (met after a reopen): a later retraction of this slot is a correction,
         # dated by its cause, not by the earlier removal.
         self.removed_at.pop(body.slot, None)
-        if mark.kind == "warning":
-            return
-        if mark.kind == "stopped":
-            provisional = self.outcomes[mark.metric]
-            self.outcomes[mark.metric] = provisional._replace(
-                elapsed_s=mark.elapsed_s, completed_at=mark.at
-            )
-            return
-        met = mark.kind == "met"
-        self.outcomes[mark.metric] = OutcomeBody(
-            mark.metric, mark.severity, mark.allowance_s, mark.elapsed_s, met,
-            mark.at if met else None, mark.at, self.category, self.team,
-        )  # fmt: skip
+        if outcome is not None:
+            self.outcomes[outcome.metric] = outcome
 
     def take_back(self, metric: str, kinds: tuple[str, ...], at: datetime) -> None:
         """Remove a clock's alerts of `kinds` and its outcome (a reopen, a cancel)."""
@@ -105,17 +87,61 @@ class Fold:
             self.removed_at[slot] = at
         self.outcomes.pop(metric, None)
 
+    def settle(
+        self,
+        state: IncidentState,
+        updates: dict[str, object],
+        *,
+        cause_at: datetime,
+        kind_order: KindOrder,
+    ) -> Settled:
+        """The new state (one copy of `state`, with `updates` and the fold) and its effects;
+        a retraction not dated by a removal is dated `cause_at`."""
+        opened_at = updates.get("opened_at", state.opened_at)
+        contract_id = updates.get("contract_id", state.contract_id)
+        assert isinstance(opened_at, datetime) and isinstance(contract_id, str)
+        terms = self.terms
+        if self.unchanged:
+            ledger, alerts, outcomes = state.ledger, (), ()
+        else:
+            ident = Ident(state.incident_id, contract_id, terms.customer_id, terms.tier, opened_at)
+            ledger, alerts, outcomes = reconcile(
+                state.ledger, self.alerts, self.outcomes, self.removed_at, cause_at, ident,
+                kind_order,
+            )  # fmt: skip
+        dues = [c.next_due_at for c in self.clocks.values() if c.next_due_at is not None]
+        next_due = min(dues) if dues else None
+        new = state.model_copy(
+            update={
+                **updates,
+                "contract_version": terms.version,
+                "parked": False,
+                "evaluated": True,
+                "pending_since": None,
+                "next_due_at": next_due,
+                "severity": self.severity,
+                "status": self.status,
+                "category": self.category,
+                "team": self.team,
+                "final": self.final,
+                "clocks": tuple(self.clocks.values()),
+                "ledger": ledger,
+            }
+        )
+        return Settled(new, alerts, outcomes, next_due)
 
-_CALENDARS: dict[tuple[str, int, str], tuple[object, clk.Calendar]] = {}
 
-
-def _calendar(terms: ContractTerms, name: str) -> clk.Calendar:
-    """The calendar a target names, via `calendar_for`, memoised per contract version."""
-    block = terms.calendars.get(name, name)  # "24x7" needs no block
-    key = (terms.contract_id, terms.version, name)
-    hit = _CALENDARS.get(key)
-    if hit is not None and (hit[0] is block or hit[0] == block):
-        return hit[1]
-    cal = calendar_for(block)
-    _CALENDARS[key] = (block, cal)
-    return cal
+def alert_body(
+    kind: str,
+    c: Clock,
+    target: Target,
+    threshold: float | None,
+    at: datetime,
+    elapsed_s: float,
+    deadline_at: datetime | None,
+) -> AlertBody:
+    """What clock `c` on `target` announces at `at`; the engine decides the figures."""
+    return AlertBody(
+        c.metric, kind, threshold, c.severity, target.allowance_s, elapsed_s, deadline_at, at,
+        target.clause_id, target.clause_title,
+    )  # fmt: skip

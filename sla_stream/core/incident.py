@@ -1,31 +1,21 @@
 """One incident's state as the engine keeps it: its recorded events, clocks and ledger.
 
-The rules that act on it are in `engine.py`; this module only holds and serialises it.
+The rules that act on it, and the order of its events, are in `engine.py`; this module only
+holds and serialises it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
 import orjson
 from pydantic import BaseModel, ConfigDict
 
-from sla_stream.core.clock import Clock
+from sla_stream.core.clock import Clock, utc
 from sla_stream.core.ledger import AlertBody, Ledger, LiveAlert, LiveOutcome, OutcomeBody
-from sla_stream.core.models import EventType, Severity
-
-# Tie-break for events at one instant: the order a person would expect them to have happened.
-TYPE_ORDER: dict[str, int] = {
-    "opened": 0,
-    "severity_changed": 1,
-    "status_changed": 2,
-    "responded": 3,
-    "resolved": 4,
-    "reopened": 5,
-    "closed": 6,
-    "cancelled": 7,
-}
+from sla_stream.core.models import EventType, IncidentEvent, Severity
 
 
 class Recorded(NamedTuple):
@@ -40,9 +30,21 @@ class Recorded(NamedTuple):
     category: str | None = None
     team: str | None = None
 
-    @property
-    def key(self) -> tuple[datetime, int, str]:
-        return (self.occurred_at, TYPE_ORDER[self.type], self.event_id)
+    @classmethod
+    def of(cls, event: IncidentEvent, contract_id: str | None) -> Recorded:
+        return cls(
+            event_id=event.event_id,
+            type=event.type,
+            occurred_at=utc(event.occurred_at),
+            severity=event.severity,
+            status=event.status,
+            contract_id=contract_id,
+            category=event.category,
+            team=event.team,
+        )
+
+
+EventKey = Callable[[Recorded], Any]
 
 
 class IncidentState(BaseModel):
@@ -65,7 +67,7 @@ class IncidentState(BaseModel):
     status: str | None = None
     category: str | None = None
     team: str | None = None
-    final: Literal["closed", "cancelled"] | None = None
+    final: EventType | None = None  # the final event's type, once one is folded
     events: tuple[Recorded, ...] = ()
     horizon_at: datetime | None = None
     horizon_inclusive: bool = False
@@ -73,6 +75,19 @@ class IncidentState(BaseModel):
     pending_since: datetime | None = None  # earliest event recorded since the last evaluation
     clocks: tuple[Clock, ...] = ()
     ledger: Ledger = Ledger()
+
+    def folded_before(self, rec: Recorded, key: EventKey) -> bool:
+        """Whether `rec` comes after everything this evaluated state has folded, dues included,
+        events ordered by `key`."""
+        if not self.evaluated or self.parked or self.horizon_at is None:
+            return False
+        if rec.occurred_at > self.horizon_at:
+            return True
+        return (
+            rec.occurred_at == self.horizon_at
+            and not self.horizon_inclusive
+            and (not self.events or key(rec) > key(self.events[-1]))
+        )
 
     def to_bytes(self) -> bytes:
         """Compact JSON (orjson): fields at their defaults left out, tuples as arrays."""

@@ -15,12 +15,13 @@ from datetime import datetime
 from typing import NamedTuple
 
 from sla_stream.core import alert_ids
-from sla_stream.core.models import Alert, Outcome
+from sla_stream.core.models import METRICS, Alert, Outcome
 
 # (metric, kind, threshold): one alert is live per slot at a time.
-Slot = tuple[str, str, float | None]
-KIND_ORDER = {"retracted": 0, "warning": 1, "breach": 2, "met": 3, "stopped": 4}
-METRIC_ORDER = {"first_response": 0, "resolution": 1}
+AlertSlot = tuple[str, str, float | None]
+# Rank of each alert kind among alerts of one instant; the engine decides it (`ALERT_ORDER`).
+KindOrder = dict[str, int]
+METRIC_ORDER = {metric: rank for rank, metric in enumerate(METRICS)}
 
 
 class AlertBody(NamedTuple):
@@ -30,13 +31,13 @@ class AlertBody(NamedTuple):
     severity: str
     allowance_s: float
     elapsed_s: float
-    deadline: datetime | None
+    deadline_at: datetime | None
     emitted_at: datetime
     clause_id: str
     clause_title: str
 
     @property
-    def slot(self) -> Slot:
+    def slot(self) -> AlertSlot:
         return (self.metric, self.kind, self.threshold)
 
 
@@ -82,7 +83,7 @@ class Ledger(NamedTuple):
     outcomes: tuple[LiveOutcome, ...] = ()
     revisions: dict[str, int] = {}  # shared default, never mutated: `reconcile` copies it
 
-    def live_alerts(self) -> dict[Slot, AlertBody]:
+    def live_alerts(self) -> dict[AlertSlot, AlertBody]:
         return {a.body.slot: a.body for a in self.alerts}
 
     def live_outcomes(self) -> dict[str, OutcomeBody]:
@@ -97,13 +98,15 @@ class Reconciled(NamedTuple):
 
 def reconcile(
     ledger: Ledger,
-    alerts: dict[Slot, AlertBody],
+    alerts: dict[AlertSlot, AlertBody],
     outcomes: dict[str, OutcomeBody],
-    removed_at: dict[Slot, datetime],
+    removed_at: dict[AlertSlot, datetime],
     cause_at: datetime,
     ident: Ident,
+    kind_order: KindOrder,
 ) -> Reconciled:
-    """Effects that take the published state to the derived one.
+    """Effects that take the published state to the derived one, alerts of one instant in
+    `kind_order`.
 
     A retraction is emitted at the instant its slot was removed in the derived history (a
     reopen, a cancel) or, for a correction, at `cause_at`: the instant of the event that made
@@ -131,8 +134,8 @@ def reconcile(
         )
         live.append(entry)
         emitted.append(_alert(entry.alert_id, body, ident))
-    emitted.sort(key=_alert_order)
-    live.sort(key=lambda e: _alert_order_body(e.body))
+    emitted.sort(key=lambda a: _alert_order(a, kind_order))
+    live.sort(key=lambda e: _alert_order(e.body, kind_order))
     kept, published = _reconcile_outcomes(ledger, outcomes, revisions, ident)
     new = Ledger(tuple(live), kept, revisions)
     return Reconciled(new, tuple(emitted), published)
@@ -166,17 +169,13 @@ def _reconcile_outcomes(
     return tuple(kept), (*withdrawals, *fresh)
 
 
-def _slot_key(slot: Slot) -> str:
+def _slot_key(slot: AlertSlot) -> str:
     metric, kind, threshold = slot
     return f"{metric}|{kind}|{alert_ids.threshold_key(threshold)}"
 
 
-def _alert_order_body(b: AlertBody) -> tuple:
-    return (b.emitted_at, KIND_ORDER[b.kind], METRIC_ORDER[b.metric], b.threshold or 0.0)
-
-
-def _alert_order(a: Alert) -> tuple:
-    return (a.emitted_at, KIND_ORDER[a.kind], METRIC_ORDER[a.metric], a.threshold or 0.0)
+def _alert_order(a: Alert | AlertBody, kind_order: KindOrder) -> tuple:
+    return (a.emitted_at, kind_order[a.kind], METRIC_ORDER[a.metric], a.threshold or 0.0)
 
 
 def _alert(alert_id: str, b: AlertBody, ident: Ident, retracts: str | None = None) -> Alert:
@@ -191,7 +190,7 @@ def _alert(alert_id: str, b: AlertBody, ident: Ident, retracts: str | None = Non
         threshold=b.threshold,
         allowance_s=b.allowance_s,
         elapsed_s=b.elapsed_s,
-        deadline=b.deadline,
+        deadline=b.deadline_at,
         clause_id=b.clause_id,
         clause_title=b.clause_title,
         emitted_at=b.emitted_at,

@@ -30,7 +30,6 @@ AlertKind = Literal["warning", "breach", "met", "retracted", "stopped", "at_risk
 SEVERITIES: tuple[str, ...] = get_args(Severity)
 METRICS: tuple[str, ...] = get_args(Metric)
 EVENT_TYPES: tuple[str, ...] = get_args(EventType)
-ALERT_KINDS: tuple[str, ...] = get_args(AlertKind)
 
 
 def _rfc3339_only(value: Any) -> Any:
@@ -69,6 +68,8 @@ class IncidentEvent(WireModel):
     status: NonEmpty | None = None
     category: str | None = None
     team: str | None = None
+    # Who acted (an agent id, never a system account): staffing is counted from these.
+    actor: NonEmpty | None = None
     source: str | None = None
     attributes: dict[str, Any] = Field(default_factory=dict)
 
@@ -131,8 +132,17 @@ class Outcome(WireModel):
     withdraws: str | None = None
 
 
+# A letter's `detail` is cut to this many characters: an error message can quote the input.
+MAX_DETAIL_CHARS = 2000
+
+
 class DeadLetter(WireModel):
-    """Input that could not be accepted: the original bytes, where they came from, and why."""
+    """Input that could not be accepted: the original bytes, where they came from, and why.
+
+    The copy of the original is cut when the whole letter would exceed the size it is given
+    (`truncated` is then true and `original_size` says how long the original was), so a letter
+    always fits the producer's limit; the original itself stays on its topic at `offset`.
+    """
 
     original_b64: str
     original_text: str | None = None
@@ -142,26 +152,72 @@ class DeadLetter(WireModel):
     reason: str
     detail: str = ""
     field: str | None = None
+    # Bytes of the original value; absent for a null value (a tombstone).
+    original_size: int | None = None
+    truncated: bool = False
 
     @classmethod
     def of(
-        cls, raw: bytes, *, topic: str, reason: str, detail: str = "", **where: Any
+        cls,
+        raw: bytes | None,
+        *,
+        topic: str,
+        reason: str,
+        detail: str = "",
+        max_bytes: int | None = None,
+        **where: Any,
     ) -> DeadLetter:
-        try:
-            text: str | None = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            text = None
-        return cls(
-            original_b64=base64.b64encode(raw).decode("ascii"),
-            original_text=text,
-            topic=topic,
-            reason=reason,
-            detail=detail,
-            **where,
-        )
+        """A letter for `raw` whose JSON is at most `max_bytes` long (no limit when None)."""
+        if len(detail) > MAX_DETAIL_CHARS:
+            detail = detail[:MAX_DETAIL_CHARS] + f"... ({len(detail)} characters)"
+        original = raw or b""
+        text_ok = _is_utf8(original)
+
+        def build(keep: int) -> DeadLetter:
+            copy = original[:keep]
+            return cls(
+                original_b64=base64.b64encode(copy).decode("ascii"),
+                original_text=_utf8_prefix(copy) if text_ok else None,
+                topic=topic,
+                reason=reason,
+                detail=detail,
+                original_size=None if raw is None else len(raw),
+                truncated=keep < len(original),
+                **where,
+            )
+
+        keep = len(original)
+        letter = build(keep)
+        if max_bytes is None:
+            return letter
+        size = len(letter.to_json())
+        while size > max_bytes and keep > 0:
+            # Shrink in proportion (escaped text can cost up to 6 bytes a byte), with a margin.
+            keep = min(keep - 1, int(keep * max_bytes / size * 0.95))
+            letter = build(max(keep, 0))
+            size = len(letter.to_json())
+        return letter
 
     def original(self) -> bytes:
         return base64.b64decode(self.original_b64)
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _utf8_prefix(data: bytes) -> str:
+    """`data` as text, less a character that a cut split in two (at most 3 trailing bytes)."""
+    for cut in range(4):
+        try:
+            return data[: len(data) - cut].decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+    return data.decode("utf-8", "replace")
 
 
 WIRE_MODELS: dict[str, type[WireModel]] = {

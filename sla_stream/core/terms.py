@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from sla_stream.core.calendar import BusinessCalendar, calendar_for
 from sla_stream.core.models import Metric, Severity
 
 DEFAULT_WARNING_THRESHOLDS: tuple[float, ...] = (0.5, 0.75, 0.9)
@@ -68,6 +69,14 @@ class ContractTerms(_Frozen):
                 return t
         return None
 
+    def calendar_block(self, name: str) -> dict[str, Any] | str:
+        """The calendar block a target names; a name with no block ("24x7") stands for itself."""
+        return self.calendars.get(name, name)
+
+    def calendar_of(self, target: Target) -> BusinessCalendar:
+        """The business calendar `target` counts on, memoised per contract version."""
+        return _calendar(self, target.calendar)
+
     def in_force_at(self, instant: datetime) -> bool:
         if self.effective_from is not None and instant < self.effective_from:
             return False
@@ -93,3 +102,18 @@ class ContractRecord(_Frozen):
             if v.in_force_at(instant) and (best is None or v.version > best.version):
                 best = v
         return best
+
+
+_CALENDARS: dict[tuple[str, int, str], tuple[object, BusinessCalendar]] = {}
+
+
+def _calendar(terms: ContractTerms, name: str) -> BusinessCalendar:
+    block = terms.calendar_block(name)
+    key = (terms.contract_id, terms.version, name)
+    hit = _CALENDARS.get(key)
+    # The same id and version can come with other blocks (a file re-applied after an edit).
+    if hit is not None and (hit[0] is block or hit[0] == block):
+        return hit[1]
+    cal = calendar_for(block)
+    _CALENDARS[key] = (block, cal)
+    return cal

@@ -343,6 +343,7 @@ class _Incident:
             contract_id=self.contract,
             category=row.cells["category"],
             team=row.cells["assignment_group"],
+            actor=self.mapping.actor_for(row.cells["sys_updated_by"]),
             source=SOURCE,
             attributes={
                 "row": row.line,

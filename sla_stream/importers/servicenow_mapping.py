@@ -8,6 +8,7 @@ contracts_by_location: {"Location 204": silver}
 states: {Awaiting Vendor: pending_vendor}   # merged over DEFAULT_STATES
 priorities: {}                               # merged over DEFAULT_PRIORITIES
 resolution_time: state_change      # or resolved_at (see servicenow.py)
+system_users: ["Updated by 908"]   # sys_updated_by values that are no agent (events get no actor)
 ```
 
 A contract is looked up by caller first, then by location, then the default. Statuses are the
@@ -87,6 +88,7 @@ class ServiceNowMapping(BaseModel):
     states: dict[str, StatusName] = Field(default_factory=dict)
     priorities: dict[str, Severity] = Field(default_factory=dict)
     resolution_time: Literal["state_change", "resolved_at"] = "state_change"
+    system_users: frozenset[str] = frozenset()
 
     @field_validator("states", mode="after")
     @classmethod
@@ -112,6 +114,12 @@ class ServiceNowMapping(BaseModel):
         if location is not None and location in self.contracts_by_location:
             return self.contracts_by_location[location]
         return self.default_contract
+
+    def actor_for(self, updated_by: str | None) -> str | None:
+        """The agent who saved a row: `sys_updated_by`, unless it is a system user."""
+        if updated_by is None or updated_by in self.system_users:
+            return None
+        return updated_by
 
 
 _MESSAGES = {

@@ -38,6 +38,7 @@ OPTIONAL_COLUMNS = (
     "urgency",
     "contact_type",
     "priority",
+    "sys_updated_by",
 )
 _CELLS = (*OPTIONAL_COLUMNS, "opened_at")  # kept raw on each row, `?` as None
 _BLANK = frozenset({"", MISSING})

@@ -7,12 +7,13 @@ from typing import IO, Any
 
 import click
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from pydantic import ValidationError
 
+from sla_stream.core.errors import InvalidEvent
+from sla_stream.core.event_codec import decode_event
 from sla_stream.core.models import IncidentEvent
 
 
-def read_events(
+def read_event_file(
     lines: IO[bytes] | Iterable[bytes],
 ) -> tuple[list[IncidentEvent], list[tuple[int, str]]]:
     """Parse JSON lines; returns the events and (line number, message) for each bad line."""
@@ -22,11 +23,9 @@ def read_events(
         if not line.strip():
             continue
         try:
-            events.append(IncidentEvent.model_validate_json(line))
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "(event)"
-            errors.append((number, f"{where}: {first['msg']}"))
+            events.append(decode_event(line))
+        except InvalidEvent as exc:
+            errors.append((number, str(exc)))
     return events, errors
 
 

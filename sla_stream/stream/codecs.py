@@ -1,41 +1,15 @@
-"""Decode raw bytes from the topics into models, deciding what is a dead letter and why."""
+"""Ticks and contract records as the worker reads them off their topics.
+
+Incident events are decoded by `sla_stream.core.event_codec`, the one decoder the worker, the
+HTTP ingest, `sla-stream send` and `replay` share."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
 import orjson
-from pydantic import ValidationError
 
-from sla_stream.core.errors import InvalidEvent
-from sla_stream.core.models import IncidentEvent
 from sla_stream.core.terms import ContractRecord
-
-
-def decode_event(raw: bytes | None, max_bytes: int) -> IncidentEvent:
-    """Parse once, validate once; raise `InvalidEvent` with a reason for the dead-letter topic.
-
-    Reasons: `empty`, `oversize`, `not_json`, `invalid` (with the first failing field).
-    """
-    if not raw:
-        raise InvalidEvent("empty message", reason="empty")
-    if len(raw) > max_bytes:
-        raise InvalidEvent(f"{len(raw)} bytes exceeds the limit of {max_bytes}", reason="oversize")
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidEvent(f"not JSON: {exc}", reason="not_json") from exc
-    if not isinstance(data, dict):
-        raise InvalidEvent("an event must be a JSON object", reason="invalid")
-    try:
-        return IncidentEvent.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or None
-        message = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(event)'}: {e['msg']}" for e in exc.errors()
-        )
-        raise InvalidEvent(message, reason="invalid", field=field) from exc
 
 
 def encode_tick(now: datetime) -> bytes:

@@ -14,12 +14,14 @@ from datetime import datetime, timedelta
 
 from sla_stream.core import engine
 from sla_stream.core.errors import InvalidEvent
+from sla_stream.core.event_codec import decode_event
 from sla_stream.core.models import DeadLetter, IncidentEvent
 from sla_stream.core.terms import ContractRecord
 from sla_stream.stream import risk
-from sla_stream.stream.codecs import decode_event
+from sla_stream.stream.dead_letter_limit import EventsGate
 from sla_stream.stream.metrics import Metrics
 from sla_stream.stream.open_clocks import OpenClocks
+from sla_stream.stream.outbox import trim
 from sla_stream.stream.publish import Publisher
 from sla_stream.stream.risk import RiskWatch
 from sla_stream.stream.state import IncidentRecord, IncidentStore
@@ -53,6 +55,8 @@ class IncidentSteps:
         events_topic: str,
         max_event_bytes: int,
         outbox_window_s: float,
+        dead_letter_max_bytes: int = 256 * 1024,
+        gate: EventsGate | None = None,
     ) -> None:
         self.store = store
         self.contracts = contracts
@@ -61,25 +65,60 @@ class IncidentSteps:
         self.events_topic = events_topic
         self.max_event_bytes = max_event_bytes
         self.outbox_window_s = outbox_window_s
+        self.dead_letter_max_bytes = dead_letter_max_bytes
+        self.gate = gate  # the dead-letter limit; None counts nothing
         self.open_clocks = OpenClocks(metrics.open_clocks)
+        self._assignments = 0  # partition assignments seen
+        self._indexed_for = -1  # the assignment the due index was last rebuilt for
         self.risk: RiskWatch | None = None  # the breach forecast, when a model is configured
 
-    async def on_event(self, raw: bytes, key: bytes | None, partition: int, offset: int) -> None:
+    def on_assigned(self) -> None:
+        """A rebalance assigned partitions: the next tick rebuilds the due index, even for the
+        same partitions, since another worker may have changed their records meanwhile (and the
+        index of a revoked partition is stale)."""
+        self._assignments += 1
+
+    async def ensure_index(self, assigned: set[int]) -> None:
+        """Rebuild the due index and the open-clock counts (one pass over the records), and
+        re-send the outbox entries that may not have been acknowledged, once per assignment."""
+        if assigned == self.store.partitions and self._assignments == self._indexed_for:
+            return
+        self._indexed_for = self._assignments
+        resend = self.store.rebuild(assigned, self.outbox_window_s)
+        self.publisher.forget(assigned)
+        self.open_clocks.recount_counts(self.store.open_slots)  # counted in the same pass
+        sent = await self.publisher.resend(resend)
+        log.info("due index rebuilt for partitions %s; re-sent %d effects", sorted(assigned), sent)
+
+    async def on_event(
+        self, raw: bytes | None, key: bytes | None, partition: int, offset: int
+    ) -> None:
         started = time.perf_counter()
+        accepted = await self._on_event(raw, key, partition, offset)
+        if self.gate is not None:
+            self.gate.record(not accepted)
+        if accepted:
+            self.metrics.processing.observe(time.perf_counter() - started)
+
+    async def _on_event(
+        self, raw: bytes | None, key: bytes | None, partition: int, offset: int
+    ) -> bool:
+        """Apply one message of the events topic; False when it went to the dead-letter topic."""
         try:
             event = decode_event(raw, self.max_event_bytes)
         except InvalidEvent as exc:
             await self._dead_letter(raw, key, partition, offset, exc.reason, str(exc), exc.field)
-            return
+            return False
         if key != event.incident_id.encode():
             # The incident's record lives on the partition of its key: an event keyed otherwise
             # (or not at all) would start a second, contradicting copy of the incident elsewhere.
+            shown = "none" if key is None else repr(key[:80]) + ("..." if len(key) > 80 else "")
             detail = (
                 f"the message key must be the incident_id {event.incident_id!r} (UTF-8), so "
-                f"every event of an incident reaches one partition; got {key!r}"
+                f"every event of an incident reaches one partition; got {shown}"
             )
             await self._dead_letter(raw, key, partition, offset, "wrong_key", detail, "key")
-            return
+            return False
         try:
             refused = await self._apply(event, partition)
         except Exception as exc:  # a bug or an unreadable record: keep the input, go on
@@ -89,8 +128,8 @@ class IncidentSteps:
             detail = refused or ""
         if refused is not None:
             await self._dead_letter(raw, key, partition, offset, refused, detail, None)
-            return
-        self.metrics.processing.observe(time.perf_counter() - started)
+            return False
+        return True
 
     async def _apply(self, event: IncidentEvent, partition: int) -> str | None:
         """Apply a decoded event; the dead-letter reason when the engine refuses it."""
@@ -113,6 +152,8 @@ class IncidentSteps:
 
     async def on_tick(self, partition: int, now: datetime) -> None:
         started = time.perf_counter()
+        if self.gate is not None:
+            self.gate.enforce()
         for incident_id in self.store.index.pop_due(partition, now):
             try:
                 await self._fire_due(partition, incident_id, now)
@@ -132,6 +173,7 @@ class IncidentSteps:
         if self.risk is not None:
             await risk.on_tick(self, partition, now)
         self._delete_expired(partition, now)
+        self.store.mark(partition, self.publisher.acked_watermark(partition))
         self.metrics.parked.set(self.store.index.parked_count())
         self.metrics.tick_seconds.observe(time.perf_counter() - started)
 
@@ -167,7 +209,7 @@ class IncidentSteps:
             if expires > now:
                 self.store.index.schedule_expiry(partition, incident_id, expires)
                 continue
-            self.store.delete(incident_id)
+            self.store.delete(incident_id, partition)
             self.metrics.deleted.inc()
 
     async def _advance(
@@ -185,7 +227,7 @@ class IncidentSteps:
         await self._commit(partition, incident_id, record, step)
 
     async def _commit(
-        self, partition: int, incident_id: str, record: IncidentRecord | None, step: engine.Step
+        self, partition: int, incident_id: str, record: IncidentRecord | None, step: engine.Result
     ) -> None:
         """Persist (one write) then publish; skip the write when nothing changed."""
         if not step.alerts and not step.outcomes:
@@ -195,21 +237,19 @@ class IncidentSteps:
                 return
             if record is not None and step.state == record.state:
                 return
-        now_wall = time.time()
-        kept = tuple(
-            p
-            for p in (record.outbox if record else ())
-            if now_wall - p.written_at <= self.outbox_window_s
-        )
-        sent = await self.publisher.effects(step.alerts, step.outcomes)
-        self.store.save(partition, incident_id, IncidentRecord(step.state, kept + tuple(sent)))
+        kept = trim(record.outbox if record else (), self.publisher.wall(), self.outbox_window_s)
+        # Persist first, publish once the record's changelog record is acknowledged (publish.py).
+        effects = self.publisher.prepare(step.alerts, step.outcomes)
+        record_after = IncidentRecord(step.state, kept + tuple(effects.pending))
+        written = self.store.save(partition, incident_id, record_after)
+        self.publisher.publish_after(partition, written, effects)
         self.open_clocks.change(partition, record.state if record else None, step.state)
         if self.risk is not None:
             await risk.after_commit(self, partition, record.state if record else None, step)
 
     async def _dead_letter(
         self,
-        raw: bytes,
+        raw: bytes | None,
         key: bytes | None,
         partition: int,
         offset: int,
@@ -222,8 +262,9 @@ class IncidentSteps:
             topic=self.events_topic,
             reason=reason,
             detail=detail,
+            max_bytes=self.dead_letter_max_bytes,
             partition=partition,
             offset=offset,
             field=field,
         )
-        await self.publisher.dead_letter(raw, key, letter)
+        await self.publisher.dead_letter(letter, key)

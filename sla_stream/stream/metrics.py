@@ -17,7 +17,12 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
-        r = self.registry
+        self._declare_input(self.registry)
+        self._declare_output(self.registry)
+        self._declare_state(self.registry)
+
+    def _declare_input(self, r: CollectorRegistry) -> None:
+        """What came in: events applied or refused, dead letters and their limit."""
         # Events accepted onto a clock, by lifecycle type.
         self.events = Counter("sla_events", "Incident events applied", ["type"], registry=r)
         # Events refused (dead-lettered) or ignored, by reason.
@@ -28,6 +33,26 @@ class Metrics:
         self.dead_letters = Counter(
             "sla_dead_letters", "Messages sent to the dead-letter topic", ["reason"], registry=r
         )
+        # Dead letters that could not be delivered after every retry (each also logged at ERROR
+        # with the offset of its original on the events topic).
+        self.dead_letter_failures = Counter(
+            "sla_dead_letter_failures", "Dead letters that could not be delivered", registry=r
+        )
+        # 1 while consumption of the events topic is paused by the dead-letter limit.
+        self.dead_letter_paused = Gauge(
+            "sla_dead_letter_paused",
+            "1 while the events topic is paused because too many messages were dead letters",
+            registry=r,
+        )
+        # Share of dead letters among the last SLA_DEAD_LETTER_WINDOW messages of the events topic.
+        self.dead_letter_ratio = Gauge(
+            "sla_dead_letter_window_ratio",
+            "Dead letters / messages over the recent window of the events topic",
+            registry=r,
+        )
+
+    def _declare_output(self, r: CollectorRegistry) -> None:
+        """What went out: alerts, outcomes, re-sends, and how late alerts left."""
         # Alerts published, by kind, metric and severity.
         self.alerts = Counter(
             "sla_alerts", "Alerts published", ["kind", "metric", "severity"], registry=r
@@ -36,6 +61,21 @@ class Metrics:
         self.outcomes = Counter(
             "sla_outcomes", "Clock outcomes published", ["metric", "severity", "result"], registry=r
         )
+        # How late an alert left the worker: publish time minus the instant it fell due.
+        self.lateness = Histogram(
+            "sla_alert_lateness_seconds",
+            "Alert publish time minus due instant",
+            buckets=LATENESS_BUCKETS,
+            registry=r,
+        )
+        # Outbox entries re-sent after a restart or a rebalance (same ids): effects the broker may
+        # not have acknowledged before the worker stopped (see `stream/publish.py`).
+        self.effects_resent = Counter(
+            "sla_effects_resent", "Alerts and outcomes re-sent from the outbox", registry=r
+        )
+
+    def _declare_state(self, r: CollectorRegistry) -> None:
+        """What the worker holds and how long its steps take."""
         # Clocks currently running or paused on this worker's partitions.
         self.open_clocks = Gauge(
             "sla_open_clocks", "Open SLA clocks", ["metric", "severity"], registry=r
@@ -56,13 +96,6 @@ class Metrics:
             "sla_event_processing_seconds",
             "Time to process one event",
             buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
-        # How late an alert left the worker: publish time minus the instant it fell due.
-        self.lateness = Histogram(
-            "sla_alert_lateness_seconds",
-            "Alert publish time minus due instant",
-            buckets=LATENESS_BUCKETS,
             registry=r,
         )
         # Incidents whose due time a tick processed, and the time a tick took.

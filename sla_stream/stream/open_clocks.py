@@ -13,12 +13,12 @@ from collections.abc import Iterable
 from typing import Any
 
 from sla_stream.core.engine import IncidentState
-from sla_stream.stream.state import OPEN_PHASES, IncidentRecord
+from sla_stream.stream.state import OPEN_PHASES
 
-Slot = tuple[str, str]  # (metric, severity)
+ClockSlot = tuple[str, str]  # (metric, severity)
 
 
-def open_slots(state: IncidentState | None) -> Counter[Slot]:
+def open_slots(state: IncidentState | None) -> Counter[ClockSlot]:
     """The incident's open clocks by (metric, severity)."""
     if state is None or state.parked:
         return Counter()
@@ -30,7 +30,7 @@ class OpenClocks:
 
     def __init__(self, gauge: Any) -> None:
         self.gauge = gauge
-        self.by_partition: dict[int, Counter[Slot]] = {}
+        self.by_partition: dict[int, Counter[ClockSlot]] = {}
 
     def change(self, partition: int, before: IncidentState | None, after: IncidentState) -> None:
         """Apply one committed step of an incident on `partition`."""
@@ -51,23 +51,19 @@ class OpenClocks:
         for slot in before.keys() | self.total().keys():
             self._show(slot)
 
-    def recount_counts(self, by_partition: dict[int, Counter[Slot]]) -> None:
+    def recount_counts(self, by_partition: dict[int, Counter[ClockSlot]]) -> None:
         """`recount` from counts already made (`IncidentStore.rebuild` makes them in its pass)."""
         before = self.total()
         self.by_partition = {p: Counter(c) for p, c in by_partition.items()}
         for slot in before.keys() | self.total().keys():
             self._show(slot)
 
-    def recount_records(self, records: Iterable[tuple[int, str, bytes]]) -> None:
-        """`recount` from the store's raw (partition, incident id, record) triples."""
-        self.recount((p, IncidentRecord.from_bytes(raw).state) for p, _, raw in records)
-
-    def total(self) -> Counter[Slot]:
-        out: Counter[Slot] = Counter()
+    def total(self) -> Counter[ClockSlot]:
+        out: Counter[ClockSlot] = Counter()
         for counts in self.by_partition.values():
             out.update(counts)
         return out
 
-    def _show(self, slot: Slot) -> None:
+    def _show(self, slot: ClockSlot) -> None:
         value = sum(c.get(slot, 0) for c in self.by_partition.values())
         self.gauge.labels(*slot).set(value)

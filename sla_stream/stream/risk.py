@@ -248,7 +248,7 @@ async def after_commit(
     contract = steps.contracts(state.contract_id) if state.contract_id else None
     alerts = watch.after_step(partition, previous, state, step.outcomes, contract, now)
     if alerts:
-        await steps.publisher.effects(alerts, ())
+        _publish(steps, partition, alerts)
 
 
 async def on_tick(steps: Any, partition: int, now: datetime) -> None:
@@ -263,7 +263,13 @@ async def on_tick(steps: Any, partition: int, now: datetime) -> None:
         contract = steps.contracts(state.contract_id) if state.contract_id else None
         alerts = watch.score(partition, state, contract, max(now, state.horizon_at or now))
         if alerts:
-            await steps.publisher.effects(alerts, ())
+            _publish(steps, partition, alerts)
+
+
+def _publish(steps: Any, partition: int, alerts: list[Alert]) -> None:
+    """Send at once: an at_risk has no record write to wait for, and is not in the outbox."""
+    publisher = steps.publisher
+    publisher.publish_after(partition, None, publisher.prepare(alerts, ()))
 
 
 def load_watch(path: Any, registry: CollectorRegistry, rescore_s: float = RESCORE_S) -> RiskWatch:

@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -44,11 +44,9 @@ from sla_stream.analytics.adherence import (
     report,
     totals,
 )
-from sla_stream.core.models import Outcome
+from sla_stream.core.models import METRICS, Outcome
 from sla_stream.core.periods import next_period_start, period_starts
-
-if TYPE_CHECKING:
-    from sla_stream.stream.app import SlaApp
+from sla_stream.core.terms import ContractRecord
 
 log = logging.getLogger(__name__)
 
@@ -85,10 +83,19 @@ class TableSeen:
 class Rollups:
     """Applies outcomes to the bucket table and answers range queries from the local buckets."""
 
-    def __init__(self, sla_app: SlaApp, table: Any) -> None:
-        self.sla = sla_app
+    def __init__(
+        self,
+        app: Any,
+        outcomes_topic: str,
+        contract: Callable[[str], ContractRecord | None],
+        gauge: Any,
+        table: Any,
+    ) -> None:
+        self.app = app  # the Faust app: its assignor says which partitions are ours
+        self.outcomes_topic = outcomes_topic
+        self.contract = contract
         self.table = table
-        self.gauge = sla_app.metrics.adherence
+        self.gauge = gauge
         self.totals: dict[tuple[str, str], tuple[int, int]] = {}
         self.partitions: set[int] | None = None  # the partitions `totals` was built from
         self.seen = TableSeen(table)
@@ -104,7 +111,7 @@ class Rollups:
             return False
         if self.partitions is None or partition not in self.partitions:
             self.refresh(include=partition)
-        record = self.sla.contract(outcome.contract_id)
+        record = self.contract(outcome.contract_id)
         key = BucketKey.of(outcome, contract_zone(record, outcome.opened_at))
         raw_key = key.encode().encode()
         stored = self.table.get(raw_key)
@@ -134,10 +141,8 @@ class Rollups:
     # -- the gauge follows partition ownership --------------------------------------------------
 
     def active_partitions(self) -> set[int]:
-        topic = self.sla.topics.outcomes
-        return {
-            tp.partition for tp in self.sla.faust.assignor.assigned_actives() if tp.topic == topic
-        }
+        topic = self.outcomes_topic
+        return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == topic}
 
     def refresh(self, include: int | None = None) -> None:
         """Rebuild the totals from the local buckets when this worker's partitions changed.
@@ -145,7 +150,7 @@ class Rollups:
         The timer calls it outside recovery and rebalancing; the agent calls it with the
         partition of an event it is about to apply, which has been recovered by then.
         """
-        app = self.sla.faust
+        app = self.app
         if include is None and (app.in_recovery or app.rebalancing):
             return
         actives = self.active_partitions() | ({include} if include is not None else set())
@@ -188,6 +193,23 @@ class Rollups:
                     break
                 yield Bucket.from_bytes(value)
 
+    def latest_settled(self, contract_id: str) -> datetime | None:
+        """Start of the latest hour holding settled clocks of a contract (local buckets), by
+        one backward seek per metric: where a default range ends."""
+        latest: datetime | None = None
+        for metric in METRICS:
+            prefix = key_prefix(contract_id, metric).encode()
+            for _, db in self._dbs(self.active_partitions()):
+                for key, value in db.items(backwards=True, from_key=prefix + b"\xff"):
+                    if not key.startswith(prefix):
+                        break
+                    bucket = Bucket.from_bytes(value)
+                    if bucket.count:
+                        hour = bucket.key.hour_start
+                        latest = hour if latest is None else max(latest, hour)
+                        break
+        return latest
+
     def query(self, query: Query) -> dict[str, Any]:
         """The adherence report of one contract, from this worker's buckets."""
         quarters = period_starts(query.from_at, query.to_at, query.tz, "quarter")
@@ -197,12 +219,15 @@ class Rollups:
         return report(found, query)
 
 
-def register_rollups(sla_app: SlaApp) -> Rollups:
-    """Declare the bucket table, the rollup agent, the gauge refresher and the adherence API."""
-    from sla_stream.web.adherence import register_adherence_views
-
-    app = sla_app.faust
-    p = sla_app.settings.partitions
+def build_rollups(
+    app: Any,
+    partitions: int,
+    outcomes_topic: str,
+    contract: Callable[[str], ContractRecord | None],
+    gauge: Any,
+) -> Rollups:
+    """Declare the bucket table, the rollup agent and the gauge refresher."""
+    p = partitions
     raw = {"key_serializer": "raw", "value_serializer": "raw"}
     # key_type/value_type bytes make the store and changelog pass bytes through (a Schema
     # with raw serializers is not enough: the RocksDB store would still decode values as JSON).
@@ -213,8 +238,8 @@ def register_rollups(sla_app: SlaApp) -> Rollups:
         value_type=bytes,
         help="hourly adherence buckets by contract, metric, hour, severity and category",
     )
-    rollups = Rollups(sla_app, table)
-    outcomes = app.topic(sla_app.topics.outcomes, partitions=p, **raw)
+    rollups = Rollups(app, outcomes_topic, contract, gauge, table)
+    outcomes = app.topic(outcomes_topic, partitions=p, **raw)
 
     @app.agent(outcomes, name="rollups")
     async def rollup_agent(stream: Any) -> None:
@@ -225,5 +250,4 @@ def register_rollups(sla_app: SlaApp) -> Rollups:
     async def refresh_adherence_gauge() -> None:
         rollups.refresh()
 
-    register_adherence_views(sla_app, rollups, table)
     return rollups

@@ -3,14 +3,15 @@
 This is the only module that touches Faust tables. One table write per incident per step: the
 record holds the engine state and a short outbox of the effects recent steps published.
 
-Why an outbox: Faust writes RocksDB in place while the producer sends alerts asynchronously, so a
-SIGKILL can leave a record that already includes a step whose alerts never reached the broker;
-the redelivered event is then a duplicate and would publish nothing. On partition assignment the
-worker re-sends every outbox entry written within `outbox_window_s` of the partition's last write
-(same ids, so notifiers drop repeats) — at-least-once for effects, not only for state. The window
-is measured back from that last write, not from the rebuild: a restart that takes longer than
-the window (a slow group join, a restore, a crash-looping pod) still re-sends what the crashed
-worker wrote last.
+Why an outbox: a step's effects are sent only after its record's changelog record is
+acknowledged (`publish.py`), so a SIGKILL can leave a record whose effects never reached the
+broker; the redelivered event is then a duplicate and would publish nothing. On partition
+assignment the worker re-sends the outbox entries written within `outbox_window_s` of the
+partition's last write and after its acknowledged-effects watermark (the `ACKED_KEY` record the
+ticker writes), with the same ids, so notifiers drop repeats: at-least-once for effects, not
+only for state. The window is measured back from that last write, not from the rebuild: a
+restart that takes longer than the window (a slow group join, a restore, a crash-looping pod)
+still re-sends what the crashed worker wrote last.
 """
 
 from __future__ import annotations
@@ -24,35 +25,14 @@ from typing import Any
 
 import orjson
 
-from sla_stream.core.clock import Clock
+from sla_stream.core.clock import OPEN_PHASES, Clock
 from sla_stream.core.engine import IncidentState
 from sla_stream.core.incident import FORMAT
+from sla_stream.stream.checkpoint import ACKED_KEY, is_marker
+from sla_stream.stream.outbox import LastWrites, Pending
 
-OPEN_PHASES = frozenset({"running", "paused"})  # clocks counted by `sla_open_clocks`
 # Where the fields the indexes need sit in a stored clock (a NamedTuple stored as an array).
 _METRIC, _SEVERITY, _PHASE = (Clock._fields.index(f) for f in ("metric", "severity", "phase"))
-
-
-@dataclass(frozen=True)
-class Pending:
-    """One published effect remembered in the outbox: topic role, key and JSON value."""
-
-    role: str  # "alerts" or "outcomes"
-    key: str
-    value: bytes
-    written_at: float  # wall-clock seconds, only ever compared with another wall-clock reading
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "r": self.role,
-            "k": self.key,
-            "v": orjson.Fragment(self.value),
-            "w": self.written_at,
-        }
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> Pending:
-        return cls(d["r"], d["k"], orjson.dumps(d["v"]), d["w"])
 
 
 @dataclass(frozen=True)
@@ -96,7 +76,7 @@ def state_expires_at(state: IncidentState, retention: timedelta | None) -> datet
 
 
 @dataclass(frozen=True)
-class Summary:
+class RecordSummary:
     """What a rebuild needs of one stored record: its index entries, open clocks, outbox."""
 
     parked: bool
@@ -105,10 +85,16 @@ class Summary:
     open_slots: tuple[tuple[str, str], ...]  # (metric, severity) of each running or paused clock
     outbox: tuple[dict[str, Any], ...]  # entries as stored (`Pending.to_json`), not yet built
     expires_at: datetime | None = None  # see `expires_at`
+    # What a listing decides from (web/open_incidents.py `shown_until`):
+    evaluated: bool = False
+    final: str | None = None
+    phases: tuple[tuple[str, str], ...] = ()  # (metric, phase) of every clock
+    last_event_at: datetime | None = None
 
     @classmethod
-    def of(cls, raw: bytes, retention: timedelta | None = None) -> Summary:
-        """Read a record without building its engine state.
+    def of(cls, raw: bytes, retention: timedelta | None = None) -> RecordSummary:
+        """Read a record without building its engine state: the one reader of the stored
+        format besides `IncidentRecord.from_bytes`.
 
         A rebuild reads every record of the assigned partitions (at 1M open incidents, building
         each state, twice, took minutes); the index needs a few fields. The stored state format
@@ -125,14 +111,19 @@ class Summary:
             (c[_METRIC], c[_SEVERITY]) for c in state.get("clocks", ()) if c[_PHASE] in OPEN_PHASES
         )  # fmt: skip
         events = state.get("events")
-        last = datetime.fromisoformat(events[-1][2]) if events else None
+        last = datetime.fromisoformat(events[-1][2]) if events else None  # events are sorted
+        final = state.get("final")
         return cls(
             parked,
             state.get("contract_id"),
             None if due is None else datetime.fromisoformat(due),
             slots,
             tuple(data.get("outbox", ())),
-            expires_at(state.get("final"), "opened_at" in state, last, retention),
+            expires_at(final, "opened_at" in state, last, retention),
+            evaluated=bool(state.get("evaluated")),
+            final=final,
+            phases=tuple((c[_METRIC], c[_PHASE]) for c in state.get("clocks", ())),
+            last_event_at=last,
         )
 
 
@@ -189,6 +180,26 @@ def _pop(heap: list[tuple[float, str]] | None, until: float, limit: int | None) 
     return list(found)
 
 
+class ChangelogTap:
+    """Keeps the future of the table's last changelog record: effects wait for it."""
+
+    def __init__(self, table: Any) -> None:
+        self.last: Any = None
+        send = getattr(table, "send_changelog", None)
+        if send is None:  # a plain mapping in unit tests: no changelog
+            return
+
+        def send_changelog(*args: Any, **kwargs: Any) -> Any:
+            self.last = send(*args, **kwargs)
+            return self.last
+
+        table.send_changelog = send_changelog
+
+    def take(self) -> Any:
+        last, self.last = self.last, None
+        return last
+
+
 class IncidentStore:
     """Reads and writes incident records; rebuilds the indexes when partitions are assigned."""
 
@@ -199,25 +210,63 @@ class IncidentStore:
         self.partitions: set[int] = set()
         # Open clocks per partition as of the last rebuild (the gauge's starting point).
         self.open_slots: dict[int, Counter[tuple[str, str]]] = {}
+        self.changelog = ChangelogTap(table)
+        self.writes: Counter[int] = Counter()  # changelog records written, per partition
+        self._marks: dict[int, tuple[int, float | None]] = {}  # at the last mark: writes, acked
+        self._writes_at_tick: dict[int, int] = {}
 
     def load(self, incident_id: str) -> IncidentRecord | None:
         raw = self.table.get(incident_id.encode())
         return None if raw is None else IncidentRecord.from_bytes(raw)
 
-    def save(self, partition: int, incident_id: str, record: IncidentRecord) -> None:
+    def save(self, partition: int, incident_id: str, record: IncidentRecord) -> Any:
+        """Write the record; returns the future of its changelog record (None without one)."""
+        self.changelog.take()
         self.table[incident_id.encode()] = record.to_bytes()  # the one write of this step
+        self.writes[partition] += 1
+        written = self.changelog.take()
         state = record.state
         if state.parked and state.contract_id is not None:
             self.index.park(partition, state.contract_id, incident_id)
         self.index.schedule(partition, incident_id, state.next_due_at)
         self.index.schedule_expiry(partition, incident_id, self.expires_at(state))
+        return written
+
+    def mark(self, partition: int, acked: float | None) -> bool:
+        """On a tick: write the partition's `ACKED_KEY` record when its watermark moved, or when
+        the partition went quiet since its last mark (nothing written during the last tick).
+
+        The quiet-partition mark is sent after a tick interval without writes, so it travels
+        alone: the changelog partition then ends with a one-record batch and the embedded
+        broker's reported end offset is its true end (`checkpoint.py`). Runs inside iteration.
+        """
+        writes = self.writes[partition]
+        marked_writes, marked_acked = self._marks.get(partition, (0, None))
+        quiet = writes == self._writes_at_tick.get(partition) and writes != marked_writes
+        moved = acked is not None and acked != marked_acked
+        self._writes_at_tick[partition] = writes
+        if not (quiet or moved):
+            return False
+        self.table[ACKED_KEY] = orjson.dumps({"acked": acked})
+        self.writes[partition] += 1
+        self._marks[partition] = (self.writes[partition], acked)
+        self._writes_at_tick[partition] = self.writes[partition]
+        return True
+
+    def acked_watermark(self, partition: int) -> float | None:
+        """The partition's stored acknowledged-effects watermark, if a mark was written."""
+        db = getattr(self.table.data, "_dbs", {}).get(partition)
+        raw = None if db is None else db.get(ACKED_KEY)
+        return None if raw is None else orjson.loads(raw).get("acked")
 
     def expires_at(self, state: IncidentState) -> datetime | None:
         return state_expires_at(state, self.retention)
 
-    def delete(self, incident_id: str) -> None:
+    def delete(self, incident_id: str, partition: int | None = None) -> None:
         """Delete a record: a tombstone on the changelog, so a restore does not bring it back."""
         del self.table[incident_id.encode()]
+        if partition is not None:
+            self.writes[partition] += 1
 
     def items_by_partition(self) -> Iterator[tuple[int, str, bytes]]:
         # Faust keeps one RocksDB per partition; the public iterators hide which one a key is
@@ -227,59 +276,27 @@ class IncidentStore:
             if partition not in self.partitions:
                 continue
             for key, value in store._visible_items(db):
+                if is_marker(key):
+                    continue
                 yield partition, bytes(store._decode_key(key)).decode(), store._decode_value(value)
 
     def rebuild(self, partitions: set[int], outbox_window_s: float) -> list[Pending]:
         """Rebuild the indexes and `open_slots` for `partitions` in one pass over the records;
-        return the outbox entries to re-send (see `LastWrites`)."""
+        return the outbox entries to re-send: within the window (see `LastWrites`) and after
+        the partition's acknowledged-effects watermark."""
         self.partitions = set(partitions)
         self.index = DueIndex()
         self.open_slots = {p: Counter() for p in self.partitions}
         last = LastWrites(outbox_window_s)
         for partition, incident_id, raw in self.items_by_partition():
-            record = Summary.of(raw, self.retention)
+            record = RecordSummary.of(raw, self.retention)
             if record.parked and record.contract_id is not None:
                 self.index.park(partition, record.contract_id, incident_id)
             self.index.schedule(partition, incident_id, record.next_due_at)
             self.index.schedule_expiry(partition, incident_id, record.expires_at)
             self.open_slots[partition].update(record.open_slots)
             last.add(partition, record.outbox)
-        return last.entries()
-
-
-class LastWrites:
-    """The outbox entries of a partition written within `window_s` of its last write.
-
-    Collected in the rebuild's one pass, in key order (unrelated to time): entries already
-    older than the window before the latest write seen so far are dropped as they come, and the
-    kept list is trimmed again whenever it doubles, so it stays near the true answer's size.
-    """
-
-    def __init__(self, window_s: float) -> None:
-        self.window_s = window_s
-        self.latest: dict[int, float] = {}
-        self.kept: dict[int, list[dict[str, Any]]] = defaultdict(list)
-        self._trim_at: dict[int, int] = {}
-
-    def add(self, partition: int, entries: tuple[dict[str, Any], ...]) -> None:
-        if not entries:
-            return
-        latest = max(self.latest.get(partition, float("-inf")), *(e["w"] for e in entries))
-        self.latest[partition] = latest
-        kept = self.kept[partition]
-        kept.extend(e for e in entries if e["w"] >= latest - self.window_s)
-        if len(kept) > self._trim_at.get(partition, 1024):
-            kept[:] = [e for e in kept if e["w"] >= latest - self.window_s]
-            self._trim_at[partition] = max(1024, 2 * len(kept))
-
-    def entries(self) -> list[Pending]:
-        """Every partition's entries within the window of its last write, oldest first."""
-        out: list[Pending] = []
-        for partition, kept in self.kept.items():
-            cut = self.latest[partition] - self.window_s
-            fresh = sorted((e for e in kept if e["w"] >= cut), key=lambda e: e["w"])
-            out.extend(Pending.from_json(e) for e in fresh)
-        return out
+        return last.entries({p: self.acked_watermark(p) for p in self.partitions})
 
 
 def utc_from_wall(seconds: float) -> datetime:

@@ -1,4 +1,4 @@
-"""Run one worker: make sure the broker and topics exist, then hand the loop to Faust."""
+"""The worker process's plumbing: the broker to use, its topics, and two Faust adjustments."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 from sla_stream.broker import EmbeddedBroker, _accepts
 from sla_stream.settings import Settings
 from sla_stream.stream.admin import ensure_topics
+from sla_stream.stream.local_state import BrokerIdentity, probe_broker
 from sla_stream.stream.topics import topic_specs
 
 EMBEDDED_HOST = "127.0.0.1"
@@ -39,8 +40,30 @@ def broker_for(settings: Settings) -> Iterator[str]:
         yield broker.bootstrap
 
 
-def prepare_topics(settings: Settings, bootstrap: str) -> None:
-    asyncio.run(ensure_topics(bootstrap, topic_specs(settings)))
+def prepare_topics(settings: Settings, bootstrap: str) -> BrokerIdentity:
+    """Declare the topics; returns what the broker says it is."""
+
+    async def prepare() -> BrokerIdentity:
+        await ensure_topics(bootstrap, topic_specs(settings))
+        return await probe_broker(bootstrap, settings.app_id)
+
+    return asyncio.run(prepare())
+
+
+def recovery_check_for(settings: Settings, broker: BrokerIdentity) -> tuple[Settings, str | None]:
+    """Turn Faust's recovery consistency check off on the embedded broker however it is reached
+    (`SLA_BROKER` pointing at `sla-stream broker`): its wrong end offsets make the check fail
+    every restart after a SIGKILL (`ConsistencyError`). An explicit setting wins."""
+    if settings.recovery_consistency_check is not None or not broker.embedded:
+        return settings, None
+    if settings.embedded:  # started here: already off
+        return settings, None
+    note = (
+        f"{broker.bootstrap} is the embedded broker (cluster id {broker.cluster_id}): "
+        "Faust's recovery consistency check is off, as its end offsets are wrong after "
+        "multi-record batches"
+    )
+    return settings.model_copy(update={"recovery_consistency_check": False}), note
 
 
 # Faust creates its consumer with `fetch_max_wait_ms=1500`, hard-coded. The embedded broker
@@ -88,23 +111,3 @@ def keep_queued_messages(flow: Any) -> None:
 
     resume_if_suspended.keeps_queued = True  # type: ignore[attr-defined]
     flow.resume = resume_if_suspended
-
-
-def run_worker(settings: Settings, bootstrap: str) -> int:
-    """Declare topics, build the app and run it until stopped; returns the exit code."""
-    import faust
-
-    from sla_stream.stream.app import create_app
-
-    prepare_topics(settings, bootstrap)
-    prompt_fetches()
-    asyncio.set_event_loop(asyncio.new_event_loop())
-    sla = create_app(settings, bootstrap)
-    keep_queued_messages(sla.faust.flow_control)
-    worker = faust.Worker(sla.faust, loglevel=settings.log_level.upper(), quiet=True)
-    # Faust's terminal spinner, at WARNING and above, sets the root logger to DEBUG and adds a
-    # handler: every debug call in Faust and aiokafka then built and dispatched a LogRecord
-    # (2.5-4 % of a busy worker's samples). Our output is a log, not a terminal; no spinner.
-    worker.spinner = None
-    worker.execute_from_commandline()
-    return 0

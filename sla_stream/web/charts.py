@@ -4,10 +4,17 @@ No JavaScript and nothing fetched: pygal's tooltip script (which it would load f
 turned off with `js=[]`, so the page works with no internet access. The figures a chart plots
 are also in the table under it, with numerators and denominators; the adherence chart labels
 each point with its `met/settled` when there are few enough points to read them.
+
+Readable at real density: at most `MAX_SERIES` series a chart (the largest and "all others"),
+about a dozen x labels, rotated, however many periods; an empty period is a gap in the line
+(None, `allow_interruptions`), not a zero. Without the tooltip script pygal's per-point tooltip
+text and hover classes are dead weight, and its coordinates' many decimals all but one: they
+go (a dense chart shrinks by about two thirds).
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -15,10 +22,18 @@ from typing import Any
 import pygal
 from pygal.style import Style
 
-from sla_stream.web.commitments import METRIC_WORDS
+from sla_stream.web.commitments import METRIC_WORDS, short_duration
+from sla_stream.web.page_budget import MAX_SERIES, OTHERS
 
 MAX_LABELLED_POINTS = 24
+MAX_X_LABELS = 12
+# Points in a line past which its dots and line are drawn thin (big dots hide the lines).
+DENSE_POINTS = 60
 _SCRIPT = re.compile(r"<script\b.*?</script>|<!--.*?-->", re.DOTALL)
+_TOOLTIP = re.compile(r'<desc class="[^"]*">[^<]*</desc>')
+_REACTIVE = re.compile(r" (?:reactive|tooltip-trigger)\b")
+# pygal writes coordinates with 6 to 15 decimals; one is a tenth of a pixel. (No label has 4.)
+_PRECISE = re.compile(r"(\.\d)\d{3,}")
 PALETTE = (
     "#1f6feb",  # blue
     "#d9480f",  # orange
@@ -28,7 +43,11 @@ PALETTE = (
     "#0c8599",  # teal
     "#e67700",  # amber
     "#495057",  # grey
+    "#5c940d",  # lime
+    "#862e9c",  # grape
+    "#1098ad",  # cyan
 )
+OTHERS_COLOUR = "#adb5bd"
 STYLE_ARGS: dict[str, Any] = dict(
     background="white",
     plot_background="white",
@@ -72,16 +91,28 @@ def _render(chart: Any) -> str:
     # pygal still inlines the configuration its tooltip script would read; without the script
     # it is dead weight, and the page is meant to carry no script at all. Its comments (a
     # generation date, project links) go too.
-    return _SCRIPT.sub("", chart.render(is_unicode=True))
+    svg = _TOOLTIP.sub("", _SCRIPT.sub("", chart.render(is_unicode=True)))
+    return _PRECISE.sub(r"\1", _REACTIVE.sub("", svg))
+
+
+def _short(label: str) -> str:
+    # An hour reads `2016-04-01T09:00-03:00`; on an axis `04-01 09:00` is enough.
+    return label[5:16].replace("T", " ") if "T" in label else label
 
 
 def _x_labels(chart: Any, labels: list[str]) -> None:
-    chart.x_labels = labels
-    if len(labels) > 12:  # every label would overlap; show about a dozen, all still in the table
-        every = -(-len(labels) // 12)
-        chart.x_labels_major = labels[::every]
+    shown = [_short(label) for label in labels]
+    chart.x_labels = shown
+    if len(shown) > MAX_X_LABELS:  # every label would overlap; about a dozen, all in the table
+        every = -(-len(shown) // MAX_X_LABELS)
+        chart.x_labels_major = shown[::every]
         chart.show_minor_x_labels = False
+    if len(shown) > 6:
         chart.x_label_rotation = 30
+
+
+def _dots(points: int) -> float:
+    return 4 if points <= MAX_LABELLED_POINTS else 2.5 if points <= DENSE_POINTS else 1.2
 
 
 def adherence_chart(data: Mapping[str, Any], target: float) -> str:
@@ -94,7 +125,7 @@ def adherence_chart(data: Mapping[str, Any], target: float) -> str:
             range=(0, 100),
             print_labels=labelled,
             value_formatter=lambda v: f"{v:.0f} %",
-            dots_size=4 if labelled else 2,
+            dots_size=_dots(len(labels)),
         )
     )
     _x_labels(chart, labels)
@@ -120,15 +151,22 @@ def adherence_chart(data: Mapping[str, Any], target: float) -> str:
 
 
 def breaches_chart(data: Mapping[str, Any]) -> str:
-    """Breached clocks per calendar quarter, one bar per contract."""
-    top = max([c for counts in data["contracts"].values() for c in counts], default=0)
+    """Breached clocks per calendar quarter, one bar per contract (the most breached, and the
+    rest as "all others" past `MAX_SERIES`)."""
+    contracts = dict(data["contracts"])
+    if len(contracts) > MAX_SERIES:
+        ranked = sorted(contracts, key=lambda c: (-sum(contracts[c]), c))
+        rest = ranked[MAX_SERIES - 1 :]
+        others = [sum(contracts[c][i] for c in rest) for i in range(len(data["quarters"]))]
+        contracts = {c: contracts[c] for c in ranked[: MAX_SERIES - 1]} | {OTHERS: others}
+    top = max([c for counts in contracts.values() for c in counts], default=0)
     chart = pygal.Bar(
         **_config(print_values=True, value_formatter=lambda v: f"{v:g}", range=(0, max(top, 1)))
     )
-    if data["contracts"]:  # pygal fails on y labels of a chart with no series (no reports)
+    if contracts:  # pygal fails on y labels of a chart with no series (no reports)
         chart.y_labels = _integer_ticks(max(top, 1))
     chart.x_labels = data["quarters"]
-    for contract, counts in data["contracts"].items():
+    for contract, counts in contracts.items():
         chart.add(contract, [c or None for c in counts])
     return _render(chart)
 
@@ -146,30 +184,49 @@ def _unit(seconds: float) -> tuple[str, float]:
     return next((name, size) for name, size, below in UNITS if seconds < below)
 
 
-def trend_chart(per_category: Mapping[str, list[dict[str, Any]]], periods: list[str]) -> str:
-    """Median (solid) and p90 (dashed) response time per category, per period."""
-    # A category's median and p90 share its colour; the p90 is dashed.
-    colors = tuple(c for i in range(len(per_category)) for c in [PALETTE[i % len(PALETTE)]] * 2)
-    top = max((r["p90_s"] or 0 for rows in per_category.values() for r in rows), default=0)
-    unit, size = _unit(top)
-    headroom = round(1.1 * top / size, 3)
+# Axis ticks of response times, in seconds: decades of seconds, minutes, hours and days.
+TIME_TICKS_S = (1, 10, 60, 600, 3600, 36_000, 86_400, 864_000, 8_640_000)
+FASTEST_SHOWN_S = 60.0  # the axis floor unless everything is faster
+
+
+def trend_chart(
+    per_category: Mapping[str, list[dict[str, Any]]], periods: list[str], key: str = "median_s"
+) -> str:
+    """One quantile (`median_s` or `p90_s`) of response time per category, per period; a
+    category's colour is the same in every chart of the page, "all others" is grey.
+
+    On a logarithmic axis: response times span minutes to weeks, and on a linear one a few
+    slow days flatten every other line onto the floor. Times under a minute (a clock stopped
+    before much business time passed) sit on the axis floor. The logarithm is taken here and
+    the axis labelled in durations: pygal's own logarithmic mode bridges gaps (empty periods)."""
+    names = list(per_category)[:MAX_SERIES]
+    colors = tuple(
+        OTHERS_COLOUR if name == OTHERS else PALETTE[i % len(PALETTE)]
+        for i, name in enumerate(names)
+    )
+    rows = [{r["period"]: r[key] for r in per_category[name]} for name in names]
+    positive = [v for row in rows for v in row.values() if v]
+    top = max(positive, default=3600.0)
+    floor = FASTEST_SHOWN_S if top > 10 * FASTEST_SHOWN_S else min(positive, default=1.0)
+    ticks = [t for t in TIME_TICKS_S if floor <= t <= top * 1.5] or [floor, top]
     chart = pygal.Line(
         **_config(
             colors or PALETTE,
-            value_formatter=lambda v: f"{v:.3g} {unit}",
-            dots_size=3 if len(periods) <= MAX_LABELLED_POINTS else 1.5,
-            range=(0, headroom or 1),
+            value_formatter=lambda v: short_duration(10**v),
+            dots_size=_dots(len(periods)),
+            stroke_style={"width": 1.2 if len(periods) > DENSE_POINTS else 2},
+            range=(math.log10(floor), math.log10(max(top * 1.2, ticks[-1]))),
+            height=300,
         )
     )
+    if names:  # pygal fails on y labels of a chart with no series (nothing settled in range)
+        chart.y_labels = [{"value": math.log10(t), "label": short_duration(t)} for t in ticks]
     _x_labels(chart, periods)
-    for category, rows in per_category.items():
-        by_period = {r["period"]: r for r in rows}
-        for key, name, extra in (
-            ("median_s", "median", {}),
-            ("p90_s", "p90", {"stroke_style": DASHED}),
-        ):
-            values = [
-                round(by_period[p][key] / size, 3) if p in by_period else None for p in periods
-            ]
-            chart.add(f"{category} {name}", values, **extra)
+    for name, row in zip(names, rows, strict=True):
+        values = [
+            None if row.get(p) is None else round(math.log10(max(floor, row[p])), 4)
+            for p in periods
+        ]
+        extra = {"stroke_style": {**DASHED, "width": 1.5}} if name == OTHERS else {}
+        chart.add(name, values, **extra)
     return _render(chart)

@@ -25,10 +25,12 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import orjson
 
+from sla_stream.web.access import Access
 from sla_stream.web.open_incidents import IncidentFilter, LocalIncidents
+from sla_stream.web.replies import json_reply
 
 if TYPE_CHECKING:
-    from sla_stream.stream.app import SlaApp
+    from sla_stream.worker_app import SlaApp
 
 log = logging.getLogger(__name__)
 
@@ -117,11 +119,14 @@ class Cluster:
         return set(body["partitions"]), body["incidents"]
 
     async def get(self, url: str, params: Mapping[str, str]) -> tuple[int, Any]:
-        """GET a JSON document; (status, body), or (0, None) when the member is unreachable."""
+        """GET a member's JSON document; (status, body), or (0, None) when it is unreachable."""
         client = self.sla.faust.http_client
         try:
             async with client.get(
-                url, params=dict(params), timeout=aiohttp.ClientTimeout(total=PEER_TIMEOUT_S)
+                url,
+                params=dict(params),
+                headers=self.sla.routes.keys.cluster_headers,  # members ask with the secret
+                timeout=aiohttp.ClientTimeout(total=PEER_TIMEOUT_S),
             ) as response:
                 raw = await response.read()
                 try:
@@ -150,18 +155,13 @@ def member_query(params: Mapping[str, str]) -> tuple[IncidentFilter, datetime, s
 
 def register_cluster_views(sla_app: SlaApp, cluster: Cluster) -> None:
     """The members' endpoint: incidents of the asked partitions this worker owns."""
-    app = sla_app.faust
 
-    @app.page(INCIDENTS_PATH)
+    @sla_app.routes.page(INCIDENTS_PATH, Access.CLUSTER)
     async def cluster_incidents(view: Any, request: Any) -> Any:
         try:
             flt, at, asked = member_query(request.query)
         except (KeyError, ValueError) as exc:
-            return view.bytes(
-                orjson.dumps({"error": f"bad parameters: {exc}"}),
-                content_type="application/json",
-                status=400,
-            )
+            return json_reply(view, {"error": f"bad parameters: {exc}"}, 400)
         served, incidents = await cluster._local(asked, flt, at)
         body = {"partitions": sorted(served), "incidents": incidents}
-        return view.bytes(orjson.dumps(body), content_type="application/json")
+        return json_reply(view, body)

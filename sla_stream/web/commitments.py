@@ -82,7 +82,7 @@ def calendar_words(block: Any) -> str:
 
 def target_words(target: Target, terms: ContractTerms) -> str:
     """One target as a client reads it: 'P1 first response within 15 minutes, 24x7'."""
-    calendar = calendar_words(terms.calendars.get(target.calendar, target.calendar))
+    calendar = calendar_words(terms.calendar_block(target.calendar))
     text = (
         f"{target.severity} {METRIC_WORDS[target.metric]} within "
         f"{duration_words(target.allowance_s)}, {calendar}"
@@ -115,7 +115,7 @@ def terms_json(terms: ContractTerms, at: datetime) -> dict[str, Any]:
                 "severity": t.severity,
                 "allowance_s": t.allowance_s,
                 "calendar": t.calendar,
-                "calendar_terms": calendar_words(terms.calendars.get(t.calendar, t.calendar)),
+                "calendar_terms": calendar_words(terms.calendar_block(t.calendar)),
                 "pauses": t.pauses,
                 "clause_id": t.clause_id,
                 "clause_title": t.clause_title,

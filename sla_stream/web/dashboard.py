@@ -5,11 +5,14 @@
     GET /api/v1/dashboard/series   one contract's report and histograms, answered by its owner
 
 Query parameters of the page: `contract`, `tier`, `severity` (P1..P4), `step` (hour, day,
-quarter), `from` and `to` (dates, quarters or instants, read in each contract's zone). Any
-worker serves the page: each contract's figures come from the worker owning its adherence
-buckets (via `table_route`), open incidents from every member (`cluster.py`). A bad filter
-(including a range a chosen contract's zone cannot report on) is a 400 naming it from the JSON
-endpoint, and on the page a notice above the default view.
+quarter), `from` and `to` (dates, quarters or instants, read in each contract's zone; without
+both, the periods up to the latest holding settled clocks), `category` (repeatable: the
+categories charted) and `sort` (the category table's order). Any worker serves the page: each
+contract's figures come from the worker owning its adherence buckets (via `table_route`), open
+incidents from every member (`cluster.py`). A range with more periods than a chart shows is
+shown at the finest coarser step that fits, and the page says so (`page_budget.py`). A bad
+filter (including a range a chosen contract's zone cannot report on) is a 400 naming it from
+the JSON endpoint, and on the page a notice above the default view.
 """
 
 from __future__ import annotations
@@ -17,20 +20,22 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
+from sla_stream.analytics.adherence import contract_zone
 from sla_stream.core.models import SEVERITIES
 from sla_stream.core.periods import next_period_start, period_starts
 from sla_stream.web import dashboard_html
+from sla_stream.web.access import Access
 from sla_stream.web.adherence import BadRequest, parse_query
 from sla_stream.web.commitments import commitments_json
 from sla_stream.web.dashboard_data import (
     BadFilter,
     Filters,
     breaches_by_quarter,
+    category_table,
     contract_rows,
     current_terms,
     portfolio,
@@ -39,11 +44,13 @@ from sla_stream.web.dashboard_data import (
     trends,
 )
 from sla_stream.web.open_incidents import IncidentFilter, at_risk
+from sla_stream.web.page_budget import default_range, default_range_text
+from sla_stream.web.replies import json_reply
 
 if TYPE_CHECKING:
-    from sla_stream.stream.app import SlaApp
     from sla_stream.stream.rollups import Rollups
     from sla_stream.web.cluster import Cluster
+    from sla_stream.worker_app import SlaApp
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +77,17 @@ class Dashboard:
 
     async def model(self, params: Mapping[str, str]) -> dict[str, Any]:
         now = self.now()
-        filters = Filters.parse(params, now.date())
+        filters = Filters.parse(params)
         records = {r.contract_id: r for r in self.backend.contracts()}
         chosen = select_contracts(records.values(), filters, now)
-        filters.check_for(chosen)  # before asking anyone: a bad range is the caller's to fix
+        notices = []
+        if not filters.from_ and not filters.to:
+            filters, notice = await self._latest_range(filters, chosen, now)
+            notices.append(notice)
+        filters = filters.with_range(now.date())
+        # Before asking anyone: a bad range is the caller's to fix, a long one is coarsened.
+        filters, coarser = filters.check_for(chosen)
+        notices += [coarser] if coarser else []
         errors = []
         if filters.contract and filters.contract not in records:
             errors.append(f"unknown contract {filters.contract!r}")
@@ -106,9 +120,11 @@ class Dashboard:
             "all_contracts": sorted(records),
             "all_tiers": sorted({current_terms(r, now).tier for r in records.values()}),
             "errors": list(dict.fromkeys(errors)),
+            "notices": notices,
             "portfolio": port,
             "breaches": breaches_by_quarter(reports),
-            "trends": trends(reports, port["periods"]),
+            "trends": trends(reports, port["periods"], filters.categories),
+            "categories": category_table(reports, filters.sort),
             "contracts": contract_rows(reports, records, now),
             "open_incidents": {
                 "count": sum(1 for i in gathered.incidents if i["lifecycle"] == "open"),
@@ -123,13 +139,35 @@ class Dashboard:
             ),
         }
 
-
-def _json(view: Any, value: Any, status: int = 200) -> Any:
-    return view.bytes(orjson.dumps(value), content_type="application/json", status=status)
+    async def _latest_range(
+        self, filters: Filters, chosen: list[Any], now: datetime
+    ) -> tuple[Filters, str]:
+        """The default periods ending with the latest settled clock of the chosen contracts
+        (asked of their owners), read in that contract's zone; else ending now."""
+        asked = [
+            self.cluster.get_own(SERIES_PATH, {"contract": r.contract_id, "latest": "1"})
+            for r in chosen
+        ]
+        latest, tz = None, "UTC"
+        for record, (status, body) in zip(chosen, await asyncio.gather(*asked), strict=True):
+            at = body.get("latest_settled_at") if status == 200 else None
+            if at and (latest is None or datetime.fromisoformat(at) > latest):
+                latest, tz = datetime.fromisoformat(at), contract_zone(record)
+        step = filters.step  # type: ignore[assignment]
+        from_, to = default_range(latest or now, tz, step)  # type: ignore[arg-type]
+        filled = replace(filters, from_=from_, to=to, found=True)
+        return filled, default_range_text(step, latest, tz)  # type: ignore[arg-type]
 
 
 def series_answer(rollups: Rollups, sla_app: SlaApp, params: Mapping[str, str]) -> tuple[int, Any]:
-    """One contract's series from this worker's buckets (it owns the contract's partition)."""
+    """One contract's series from this worker's buckets (it owns the contract's partition);
+    with `latest`, only the start of its latest hour holding settled clocks."""
+    if params.get("latest"):
+        found = rollups.latest_settled(params.get("contract", ""))
+        return 200, {
+            "contract": params.get("contract", ""),
+            "latest_settled_at": found.isoformat() if found else None,
+        }
     try:
         query = parse_query(params, sla_app.contract(params.get("contract", "")))
     except BadRequest as exc:
@@ -158,20 +196,20 @@ def register_dashboard(sla_app: SlaApp, rollups: Rollups, cluster: Cluster, back
     @app.table_route(table=rollups.table, query_param="contract")
     async def owned_series(view: Any, request: Any) -> Any:
         status, body = series_answer(rollups, sla_app, request.query)
-        return _json(view, body, status)
+        return json_reply(view, body, status)
 
-    @app.page(SERIES_PATH)
+    @sla_app.routes.page(SERIES_PATH, Access.VIEWER)
     async def series_view(view: Any, request: Any) -> Any:
         if not request.query.get("contract"):
-            return _json(view, {"error": "'contract' is required"}, 400)
+            return json_reply(view, {"error": "'contract' is required"}, 400)
         return await owned_series(view, request)
 
-    @app.page(DATA_PATH)
+    @sla_app.routes.page(DATA_PATH, Access.VIEWER)
     async def data_view(view: Any, request: Any) -> Any:
         status, body = await data_answer(dashboard, request.query)
-        return _json(view, body, status)
+        return json_reply(view, body, status)
 
-    @app.page(PAGE_PATH)
+    @sla_app.routes.page(PAGE_PATH, Access.VIEWER)
     async def page_view(view: Any, request: Any) -> Any:
         return view.html(await page_answer(dashboard, request.query))
 
@@ -182,7 +220,12 @@ async def data_answer(dashboard: Dashboard, params: Mapping[str, str]) -> tuple[
         model = await dashboard.model(params)
     except BadFilter as exc:
         return 400, {"error": str(exc)}
-    model["filters"] = model["filters"].params()  # as query parameters, not a dataclass
+    # As query parameters, not a dataclass.
+    model["filters"] = model["filters"].params() | {
+        "category": list(model["filters"].categories),
+        "sort": model["filters"].sort,
+        "found": model["filters"].found,  # from/to found at the latest settled clocks
+    }
     return 200, model
 
 

@@ -9,13 +9,16 @@ distribution, not averages of medians. Everything here combines those reports:
   numerator and denominator kept (DESIGN "Adherence arithmetic"). Each contract's periods are
   taken in its own zone, so "2026-04-01" is that local day for every contract;
 - breaches per calendar quarter per contract;
-- median and p90 per category and period from the merged histograms.
+- median and p90 per category and period from the merged histograms: the charts draw the
+  categories picked (`category=`, repeatable), else the `TOP_CATEGORIES` largest, and "all
+  others" as one more series (quantiles of the rest's merged histograms); the table beneath
+  lists every category over the whole range.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -30,10 +33,14 @@ from sla_stream.core.periods import (
     period_starts,
 )
 from sla_stream.core.terms import ContractRecord, ContractTerms
-from sla_stream.web.adherence import BadRequest, parse_query, read_bound
+from sla_stream.web.adherence import BadRequest, TooManyPeriods, parse_query, read_bound
+from sla_stream.web.page_budget import MAX_CHART_PERIODS, OTHERS, STEP_WORDS, TOP_CATEGORIES
 
-NO_CATEGORY = "(none)"
+NO_CATEGORY_LABEL = "(none)"  # how the stored empty category (analytics NO_CATEGORY) is shown
 DEFAULT_DAYS = 90
+# The category table's sort keys; "-" before one sorts descending.
+SORT_KEYS = ("category", "count", "median", "p90")
+DEFAULT_SORT = "-count"
 
 
 class BadFilter(ValueError):
@@ -48,38 +55,78 @@ class Filters:
     tier: str = ""
     severity: str = ""
     step: str = "day"
-    from_: str = ""
+    from_: str = ""  # empty: not given (the dashboard then finds the latest settled clocks)
     to: str = ""
+    categories: tuple[str, ...] = ()  # the categories to chart; none: the largest
+    sort: str = DEFAULT_SORT
+    # The range was found (the latest settled clocks), not given: links leave it out, so a
+    # drill-down finds its own contract's latest data.
+    found: bool = False
 
     @classmethod
-    def parse(cls, params: Mapping[str, str], today: date) -> Filters:
-        """Validate; default period: the last `DEFAULT_DAYS` days up to and including today."""
+    def parse(cls, params: Mapping[str, str]) -> Filters:
+        """Validate the filters; `from` and `to` stay empty when not given."""
         severity = params.get("severity", "")
         if severity and severity not in SEVERITIES:
             raise BadFilter(f"'severity' must be one of {', '.join(SEVERITIES)}")
         step = params.get("step") or "day"
         if step not in STEPS:
             raise BadFilter(f"'step' must be one of {', '.join(STEPS)}")
+        sort = params.get("sort") or DEFAULT_SORT
+        if sort.removeprefix("-") not in SORT_KEYS:
+            raise BadFilter(f"'sort' must be one of {', '.join(SORT_KEYS)} (or -key)")
         filters = cls(
             contract=params.get("contract", ""),
             tier=params.get("tier", ""),
             severity=severity,
             step=step,
-            from_=params.get("from") or (today - timedelta(days=DEFAULT_DAYS - 1)).isoformat(),
-            to=params.get("to") or (today + timedelta(days=1)).isoformat(),
+            from_=params.get("from", ""),
+            to=params.get("to", ""),
+            categories=tuple(dict.fromkeys(c for c in _all(params, "category") if c)),
+            sort=sort,
         )
         # Each contract reads the bounds in its own zone (`check_for`); their form is the same
         # in every zone, so a bound no contract could read is refused here.
         for name, text in (("from", filters.from_), ("to", filters.to)):
             try:
-                read_bound(name, text, "UTC")
+                if text:
+                    read_bound(name, text, "UTC")
             except BadRequest as exc:
                 raise BadFilter(str(exc)) from exc
         return filters
 
-    def check_for(self, records: Iterable[ContractRecord]) -> None:
-        """Refuse a range some of `records` cannot report on: reversed, too long, or past the
-        calendar, as its owner's `parse_query` would; checked once per zone (the range is)."""
+    def with_range(self, today: date) -> Filters:
+        """A missing bound filled in: `from` `DEFAULT_DAYS` days back, `to` after today."""
+        return replace(
+            self,
+            from_=self.from_ or (today - timedelta(days=DEFAULT_DAYS - 1)).isoformat(),
+            to=self.to or (today + timedelta(days=1)).isoformat(),
+        )
+
+    def check_for(self, records: Iterable[ContractRecord]) -> tuple[Filters, str | None]:
+        """Refuse a range some of `records` cannot report on (reversed or past the calendar),
+        as its owner's `parse_query` would, checked once per zone (the range is); and fit it to
+        a chart: at a coarser step when it has more than `MAX_CHART_PERIODS` periods. The
+        filters to use, and what the reader is told about the step (None: as asked)."""
+        records = list(records)
+        fitted, count = self, 0
+        for _ in STEPS:
+            try:
+                fitted._check_zones(records)
+            except TooManyPeriods as exc:
+                if exc.fits is None:
+                    raise BadFilter(str(exc)) from exc
+                fitted, count = replace(fitted, step=exc.fits), exc.count
+                continue
+            if fitted.step == self.step:
+                return fitted, None
+            return fitted, (
+                f"This range has more {STEP_WORDS[self.step]} periods than the "
+                f"{MAX_CHART_PERIODS} a chart shows: shown by {fitted.step} ({count} periods)."
+            )
+        raise AssertionError("every step was tried")  # pragma: no cover
+
+    def _check_zones(self, records: list[ContractRecord]) -> None:
         zones: set[str] = set()
         for record in records:
             zone = contract_zone(record)
@@ -87,12 +134,17 @@ class Filters:
                 continue
             zones.add(zone)
             try:
-                parse_query(self.params(contract=record.contract_id), record)
+                parse_query(
+                    self.params(contract=record.contract_id), record, budget=MAX_CHART_PERIODS
+                )
+            except TooManyPeriods:
+                raise
             except BadRequest as exc:
                 raise BadFilter(f"{exc} (contract {record.contract_id!r})") from exc
 
     def params(self, **changes: str) -> dict[str, str]:
-        """Query parameters of these filters (with `changes`), empty ones left out."""
+        """Query parameters of these filters for an owner (with `changes`), empty ones left
+        out; the categories and the sort are the page's own."""
         values = {
             "contract": self.contract,
             "tier": self.tier,
@@ -103,6 +155,27 @@ class Filters:
             **changes,
         }
         return {k: v for k, v in values.items() if v}
+
+    def link(self, **changes: Any) -> list[tuple[str, str]]:
+        """The page's query (with `changes`; `categories` a sequence) as (name, value) pairs."""
+        categories = changes.pop("categories", self.categories)
+        sort = changes.pop("sort", self.sort)
+        if self.found:
+            changes = {"from": "", "to": ""} | changes
+        pairs = list(self.params(**changes).items())
+        pairs += [("category", c) for c in categories]
+        if sort != DEFAULT_SORT:
+            pairs.append(("sort", sort))
+        return pairs
+
+
+def _all(params: Mapping[str, str], name: str) -> list[str]:
+    """Every value of a repeated parameter (aiohttp's multidict, or a plain mapping)."""
+    getall = getattr(params, "getall", None)
+    if getall is not None:
+        return list(getall(name, []))
+    value: str | Sequence[str] = params.get(name, "")
+    return [value] if isinstance(value, str) else list(value)
 
 
 def current_terms(record: ContractRecord, now: datetime) -> ContractTerms:
@@ -140,13 +213,14 @@ def series(buckets: Iterable[Bucket], query: Query, severity: str | None) -> dic
         if k.metric not in hists or not b.count or not first <= k.hour_start < end:
             continue
         label = period_label(period_start(k.hour_start, tz, step), tz, step)
-        cell = hists[k.metric].setdefault(k.category or NO_CATEGORY, {}).setdefault(label, {})
+        cell = hists[k.metric].setdefault(k.category or NO_CATEGORY_LABEL, {}).setdefault(label, {})
         histogram.merge(cell, b.hist)
     out["histograms"] = {
         m: {c: {p: {str(i): n for i, n in h.items()} for p, h in cats[c].items()} for c in cats}
         for m, cats in hists.items()
     }
     out["severity"] = severity
+    del out["trends"]  # per-category quantiles come from the histograms, merged over contracts
     return out
 
 
@@ -212,8 +286,10 @@ def breaches_by_quarter(reports: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     }
 
 
-def trends(reports: Iterable[Mapping[str, Any]], periods: list[str]) -> dict[str, Any]:
-    """Per metric and category, count, median and p90 per period from the merged histograms."""
+def merge_histograms(
+    reports: Iterable[Mapping[str, Any]],
+) -> dict[str, dict[str, dict[str, dict[int, int]]]]:
+    """metric -> category -> period -> the histogram merged over the contracts."""
     merged: dict[str, dict[str, dict[str, dict[int, int]]]] = {m: {} for m in METRICS}
     for rep in reports:
         for metric, cats in rep.get("histograms", {}).items():
@@ -223,12 +299,61 @@ def trends(reports: Iterable[Mapping[str, Any]], periods: list[str]) -> dict[str
                     histogram.merge(
                         into.setdefault(label, {}), {int(i): n for i, n in hist.items()}
                     )
+    return merged
+
+
+def _whole_range(per: Mapping[str, dict[int, int]]) -> dict[int, int]:
+    total: dict[int, int] = {}
+    for hist in per.values():
+        histogram.merge(total, hist)
+    return total
+
+
+def trends(
+    reports: Iterable[Mapping[str, Any]],
+    periods: list[str],
+    picked: Sequence[str] = (),
+    top: int = TOP_CATEGORIES,
+) -> dict[str, Any]:
+    """Per metric, the charted categories' count, median and p90 per period: those `picked`,
+    else the `top` largest over the range; the rest merged as `OTHERS` (true quantiles of
+    their pooled clocks, not an average of theirs)."""
     out: dict[str, Any] = {}
-    for metric, cats in merged.items():
+    for metric, cats in merge_histograms(reports).items():
+        sizes = {c: sum(_whole_range(per).values()) for c, per in cats.items()}
+        if picked:
+            charted = [c for c in picked if c in cats]
+        else:
+            charted = sorted(sorted(cats), key=lambda c: -sizes[c])[:top]
+        rest: dict[str, dict[int, int]] = {}
+        for category in set(cats) - set(charted):
+            for label, hist in cats[category].items():
+                histogram.merge(rest.setdefault(label, {}), hist)
+        shown = {c: cats[c] for c in charted} | ({OTHERS: rest} if rest else {})
         out[metric] = {
             category: [_quantiles(label, per[label]) for label in periods if label in per]
-            for category, per in sorted(cats.items())
+            for category, per in shown.items()
         }
+    return out
+
+
+def category_table(reports: Iterable[Mapping[str, Any]], sort: str) -> dict[str, Any]:
+    """Per metric, every category over the whole range (settled, median, p90), sorted by
+    `sort` (a `SORT_KEYS` key, "-" first for descending; ties by name)."""
+    key = {"category": "category", "count": "count", "median": "median_s", "p90": "p90_s"}[
+        sort.removeprefix("-")
+    ]
+    out: dict[str, Any] = {}
+    for metric, cats in merge_histograms(reports).items():
+        rows = [
+            {"category": c} | _quantiles("", _whole_range(per)) for c, per in sorted(cats.items())
+        ]
+        for row in rows:
+            del row["period"]
+        # Empty quantiles (None) sort last either way.
+        present = [r for r in rows if r[key] is not None]
+        present.sort(key=lambda r: r[key], reverse=sort.startswith("-"))
+        out[metric] = present + [r for r in rows if r[key] is None]
     return out
 
 

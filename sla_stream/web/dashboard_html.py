@@ -2,12 +2,13 @@
 
 Self-contained: the CSS is inline, the charts are inline SVG, there is no script, so the page
 needs nothing but the worker that serves it. Every rate is printed with its numerator and
-denominator ("50.0 % (1/2)"). Elements tests look for carry `data-*` or `id` attributes.
+denominator ("50.0 % (1/2)"). Elements tests look for carry `data-*` or `id` attributes. The
+category tables sort on the server: their headings are links with `sort=`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 from typing import Any
 from urllib.parse import urlencode
@@ -16,7 +17,8 @@ from sla_stream.core.models import METRICS, SEVERITIES
 from sla_stream.core.periods import STEPS
 from sla_stream.web import charts
 from sla_stream.web.commitments import METRIC_WORDS, short_duration
-from sla_stream.web.dashboard_data import Filters
+from sla_stream.web.dashboard_data import DEFAULT_SORT, Filters
+from sla_stream.web.page_budget import OTHERS
 
 CSS = """
 :root { --ink:#212529; --muted:#6c757d; --line:#dee2e6; --bad:#c92a2a; --warn:#e67700;
@@ -60,6 +62,10 @@ details > summary { cursor:pointer; color:var(--muted); margin:4px 0; }
 a { color:#1864ab; }
 .muted { color:var(--muted); }
 .scroll { max-height:260px; overflow:auto; }
+.notice.info { background:#e7f5ff; border-color:#a5d8ff; }
+form.filters select[multiple] { min-width:170px; }
+th a { color:inherit; text-decoration:none; }
+th a.on { color:var(--ink); }
 """
 
 
@@ -79,8 +85,8 @@ def rate_text(rate: Mapping[str, Any]) -> str:
     return f"{100 * rate['rate']:.1f} % ({n}/{d})"
 
 
-def _link(filters: Filters, **changes: str) -> str:
-    return "/?" + urlencode(filters.params(**changes))
+def _link(filters: Filters, **changes: Any) -> str:
+    return "/?" + urlencode(filters.link(**changes))
 
 
 def _select(name: str, label: str, options: Iterable[tuple[str, str]], chosen: str) -> str:
@@ -91,7 +97,30 @@ def _select(name: str, label: str, options: Iterable[tuple[str, str]], chosen: s
     return f'<label>{label}<select name="{name}">{opts}</select></label>'
 
 
-def filters_form(filters: Filters, contracts: list[str], tiers: list[str]) -> str:
+def _bound(name: str, label: str, value: str, found: bool) -> str:
+    # A found range is a placeholder: submitting the form keeps looking for the latest data.
+    shown = f'placeholder="{_e(value)}"' if found else f'value="{_e(value)}"'
+    return f'<label>{label}<input name="{name}" {shown} size="12"></label>'
+
+
+def _categories_select(filters: Filters, categories: Sequence[str]) -> str:
+    opts = "".join(
+        f'<option value="{_e(c)}"{" selected" if c in filters.categories else ""}>{_e(c)}</option>'
+        for c in categories
+    )
+    return (
+        '<label>Categories charted (none: the largest)<select name="category" multiple size="3">'
+        f"{opts}</select></label>"
+    )
+
+
+def filters_form(
+    filters: Filters,
+    contracts: list[str],
+    tiers: list[str],
+    categories: Sequence[str] = (),
+) -> str:
+    sort = "" if filters.sort == DEFAULT_SORT else filters.sort
     return (
         '<form class="filters" method="get" action="/">'
         + _select(
@@ -105,8 +134,10 @@ def filters_form(filters: Filters, contracts: list[str], tiers: list[str]) -> st
             "severity", "Severity", [("", "all")] + [(s, s) for s in SEVERITIES], filters.severity
         )
         + _select("step", "Period step", [(s, s) for s in STEPS], filters.step)
-        + f'<label>From<input name="from" value="{_e(filters.from_)}" size="12"></label>'
-        + f'<label>To (exclusive)<input name="to" value="{_e(filters.to)}" size="12"></label>'
+        + _bound("from", "From", filters.from_, filters.found)
+        + _bound("to", "To (exclusive)", filters.to, filters.found)
+        + _categories_select(filters, categories)
+        + (f'<input type="hidden" name="sort" value="{_e(sort)}">' if sort else "")
         + '<button type="submit">Apply</button>'
         + '<span class="muted">dates, quarters (2026-Q2) or instants; in each contract\'s zone'
         + "</span></form>"
@@ -183,25 +214,58 @@ def breaches_card(model: Mapping[str, Any], filters: Filters) -> str:
     )
 
 
+QUANTILES = (("median_s", "median"), ("p90_s", "p90"))
+
+
+def _sort_head(filters: Filters, key: str, label: str, metric: str, num: bool = True) -> str:
+    # Descending first for figures, ascending first for names; a second click reverses.
+    first = key if key == "category" else f"-{key}"
+    current = filters.sort
+    target = (key if current == f"-{key}" else f"-{key}") if current.lstrip("-") == key else first
+    arrow = ("▼" if current.startswith("-") else "▲") if current.lstrip("-") == key else ""
+    href = _link(filters, sort=target) + f"#trend-{metric}"
+    cls = ' class="num"' if num else ""
+    on = ' class="on"' if arrow else ""
+    return f'<th{cls}><a{on} href="{_e(href)}" data-sort="{target}">{label} {arrow}</a></th>'
+
+
 def trend_card(metric: str, model: Mapping[str, Any]) -> str:
     per_category = model["trends"][metric]
     periods = model["portfolio"]["periods"]
+    filters: Filters = model["filters"]
+    charted = set(per_category)
     rows = "".join(
-        f'<tr><td>{_e(cat)}</td><td>{_e(r["period"])}</td><td class="num">{r["count"]}</td>'
+        f'<tr data-category="{_e(r["category"])}"><td>{_e(r["category"])}'
+        f"{' ●' if r['category'] in charted else ''}</td>"
+        f'<td class="num">{r["count"]}</td>'
         f'<td class="num">{short_duration(r["median_s"])}</td>'
         f'<td class="num">{short_duration(r["p90_s"])}</td></tr>'
-        for cat, rs in per_category.items()
-        for r in rs
+        for r in model["categories"][metric]
+    )
+    picked = "the categories picked" if filters.categories else "the largest categories"
+    charts_html = "".join(
+        f'<div class="chart" data-quantile="{name}"><p class="note">{name}</p>'
+        + charts.trend_chart(per_category, periods, key)
+        + "</div>"
+        for key, name in QUANTILES
+    )
+    heads = (
+        _sort_head(filters, "category", "category", metric, num=False)
+        + _sort_head(filters, "count", "settled", metric)
+        + _sort_head(filters, "median", "median", metric)
+        + _sort_head(filters, "p90", "p90", metric)
     )
     return (
         f'<section class="card" id="trend-{metric}"><h2>{METRIC_WORDS[metric].capitalize()} '
         "time by category: median and p90</h2>"
-        '<p class="note">business time on the target\'s calendar; solid: median, dashed: p90</p>'
-        + charts.trend_chart(per_category, periods)
-        + "<details><summary>figures</summary><table><tr><th>category</th><th>period</th>"
-        '<th class="num">settled</th><th class="num">median</th><th class="num">p90</th></tr>'
+        f'<p class="note">business time on the target\'s calendar; {picked} and '
+        f"{OTHERS!r} (the rest pooled); every category in the table (● charted)</p>"
+        + charts_html
+        + '<div class="scroll"><table class="categories"><tr>'
+        + heads
+        + "</tr>"
         + rows
-        + "</table></details></section>"
+        + "</table></div></section>"
     )
 
 
@@ -300,6 +364,7 @@ def page(model: Mapping[str, Any]) -> str:
     filters: Filters = model["filters"]
     title = f"contract {filters.contract}" if filters.contract else "portfolio"
     errors = "".join(f'<p class="notice">{_e(e)}</p>' for e in model["errors"])
+    errors += "".join(f'<p class="notice info">{_e(n)}</p>' for n in model.get("notices", ()))
     drill = commitments_card(model["commitments"]) if model.get("commitments") else ""
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
@@ -311,7 +376,12 @@ def page(model: Mapping[str, Any]) -> str:
         f"{_e(filters.step)}</span>"
         + (' <a href="/">all contracts</a>' if filters.contract else "")
         + "</header><main>"
-        + filters_form(filters, model["all_contracts"], model["all_tiers"])
+        + filters_form(
+            filters,
+            model["all_contracts"],
+            model["all_tiers"],
+            sorted({r["category"] for rows in model["categories"].values() for r in rows}),
+        )
         + errors
         + kpis(model)
         + '<div class="grid">'

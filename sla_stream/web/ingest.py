@@ -7,15 +7,18 @@ Steps, in order:
    `WWW-Authenticate: Bearer` (the body is not read).
 2. Size: a `Content-Length` over `SLA_MAX_REQUEST_BYTES` is refused before reading; otherwise at
    most limit + 1 bytes are read, and more than the limit is 413 whatever the header said.
-3. Parse: a body that is not JSON at all is 400.
-4. Validate each item with the worker's own codec (`decode_event`) on the exact bytes that will
-   be published, so what is accepted here is what the worker accepts.
+3. Parse: a body that is not UTF-8 JSON at all is 400.
+4. Validate each item with the worker's own codec (`check_nesting`, `decode_event`) on the
+   exact bytes that will be published, so what is accepted here is what the worker accepts and
+   what is refused here the worker refuses for the same reason. No item valid: 422 with the
+   per-item results.
 5. Publish the accepted items to `sla.incident-events`, keyed by incident id, and wait for the
    broker to acknowledge every one of them. If it does not within `SLA_INGEST_ACK_TIMEOUT_S`,
    the answer is 503 with `Retry-After`: the request failed, and a retry is safe because the
    worker de-duplicates by `event_id` (an event whose acknowledgement was merely late may then
    arrive twice and count once).
-6. 202 with `{"accepted": n, "rejected": m, "results": [...]}`, one result per item in order:
+6. 202 (some accepted) with `{"accepted": n, "rejected": m, "results": [...]}`, one result per
+   item in order:
    `{"index", "event_id", "accepted": true}` or
    `{"index", "accepted": false, "reason", "field", "detail"}`.
 """
@@ -25,15 +28,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
 from sla_stream.core.errors import InvalidEvent
+from sla_stream.core.event_codec import check_nesting, decode_event, not_json
 from sla_stream.settings import Settings
-from sla_stream.stream.codecs import decode_event
 from sla_stream.web.auth import TokenSet
+from sla_stream.web.replies import Reply, send_reply
+
+if TYPE_CHECKING:
+    from sla_stream.web.access import Routes
 
 PATH = "/api/v1/events"
 
@@ -74,35 +81,37 @@ def check_items(body: bytes, max_event_bytes: int) -> Batch:
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise NotJson(str(exc)) from exc
+        raise NotJson(str(not_json(body, exc))) from exc
     items = data if isinstance(data, list) else [data]
     results: list[dict[str, Any]] = []
     records: list[Record] = []
     for index, item in enumerate(items):
-        raw = orjson.dumps(item)  # the bytes validated are the bytes published
         try:
+            # orjson reads 1,024 levels but writes 254: refuse depth before writing, with the
+            # same reason the worker gives the same bytes on the topic.
+            check_nesting(item)
+            raw = orjson.dumps(item)  # the bytes validated are the bytes published
             event = decode_event(raw, max_event_bytes)
+        except orjson.JSONEncodeError as exc:  # not expected after the depth check; never a 500
+            unwritable = InvalidEvent(f"cannot be written as JSON: {exc}", reason="invalid")
+            results.append(_refused(index, unwritable))
+            continue
         except InvalidEvent as exc:
-            results.append(
-                {
-                    "index": index,
-                    "accepted": False,
-                    "reason": exc.reason,
-                    "field": exc.field,
-                    "detail": str(exc),
-                }
-            )
+            results.append(_refused(index, exc))
             continue
         results.append({"index": index, "event_id": event.event_id, "accepted": True})
         records.append(Record(event.incident_id.encode(), raw))
     return Batch(results, records)
 
 
-@dataclass(frozen=True)
-class Reply:
-    status: int
-    body: dict[str, Any]
-    headers: dict[str, str] = field(default_factory=dict)
+def _refused(index: int, exc: InvalidEvent) -> dict[str, Any]:
+    return {
+        "index": index,
+        "accepted": False,
+        "reason": exc.reason,
+        "field": exc.field,
+        "detail": str(exc),
+    }
 
 
 ReadBody = Callable[[int], Awaitable[bytes]]  # reads at most n bytes of the request body
@@ -153,6 +162,16 @@ class Ingest:
                     {"Retry-After": str(self.retry_after_s)},
                 )
         accepted = len(batch.records)
+        if batch.results and not accepted:  # nothing to accept: the request itself is bad
+            return Reply(
+                422,
+                {
+                    "error": "no event in the body was valid; see results",
+                    "accepted": 0,
+                    "rejected": len(batch.results),
+                    "results": batch.results,
+                },
+            )
         log.debug(
             "ingest: %d accepted, %d rejected from %s",
             accepted,
@@ -227,9 +246,11 @@ def _consume(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
-def register_ingest_view(app: Any, settings: Settings, events_topic: str) -> Ingest:
+def register_ingest_view(app: Any, settings: Settings, events_topic: str, routes: Routes) -> Ingest:
     """Add `POST /api/v1/events` to a Faust app's web server; returns its `Ingest`."""
     from faust.web import View
+
+    from sla_stream.web.access import Access
 
     topic = app.topic(
         events_topic,
@@ -255,12 +276,7 @@ def register_ingest_view(app: Any, settings: Settings, events_topic: str) -> Ing
                 request.content_length,
                 lambda n: read_at_most(request.content, n),
             )
-            return self.bytes(
-                orjson.dumps(reply.body),
-                content_type="application/json",
-                status=reply.status,
-                headers=reply.headers,
-            )
+            return send_reply(self, reply)
 
-    app.page(PATH, name="ingest_events")(IngestView)
+    routes.page(PATH, Access.INGEST, name="ingest_events")(IngestView)
     return ingest

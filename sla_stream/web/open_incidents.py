@@ -23,21 +23,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-
 from sla_stream.core import clock as clk
-from sla_stream.core.calendar import calendar_for
 from sla_stream.core.engine import IncidentState
-from sla_stream.core.incident import FORMAT
 from sla_stream.core.models import METRICS
 from sla_stream.core.terms import ContractRecord, ContractTerms
-from sla_stream.stream.state import IncidentRecord
+from sla_stream.stream.state import IncidentRecord, RecordSummary
 
-LIFECYCLES = ("open", "resolved", "closed", "cancelled")
 YIELD_EVERY = 200
 SKEW_MARGIN_S = 3600.0  # ended incidents kept this long past the window (peers' clocks differ)
-# Where the fields `shown_until` reads sit in a stored clock (a NamedTuple stored as an array).
-_METRIC, _PHASE = (clk.Clock._fields.index(f) for f in ("metric", "phase"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +43,7 @@ class ClockView:
     metric: str
     severity: str
     phase: str
-    spent_s: float  # business seconds up to `since` (running) or in total (`Clock.elapsed_s`)
+    elapsed_s: float  # business seconds up to `since` (running) or in total (`Clock.elapsed_s`)
     since: datetime | None  # running clocks only
     deadline_at: datetime | None
     breached_at: datetime | None
@@ -68,8 +61,12 @@ class ClockView:
         tail = (c.deadline_at, c.breached_at, c.stopped_at)
         if target is None or terms is None:
             return cls(*head, *tail, None, None, None, None)
-        block = terms.calendars.get(target.calendar, target.calendar)
-        rule = (target.allowance_s, target.clause_id, target.clause_title, calendar_for(block))
+        rule = (
+            target.allowance_s,
+            target.clause_id,
+            target.clause_title,
+            terms.calendar_of(target),
+        )
         return cls(*head, *tail, *rule)
 
     @property
@@ -89,16 +86,16 @@ class ClockView:
             return None
         return self.breached_at or self.deadline_at
 
-    def elapsed_s(self, now: datetime) -> float:
+    def elapsed_at(self, now: datetime) -> float:
         if self.calendar is None:
-            return self.spent_s
-        clock = clk.Clock(self.metric, self.severity, self.phase, self.spent_s, self.since)
+            return self.elapsed_s
+        clock = clk.Clock(self.metric, self.severity, self.phase, self.elapsed_s, self.since)
         return clk.elapsed_at(clock, now, self.calendar)
 
     def to_json(self, now: datetime) -> dict[str, Any]:
         due = self.due_at
-        elapsed = self.elapsed_s(now)
-        open_ = self.phase in ("running", "paused")
+        elapsed = self.elapsed_at(now)
+        open_ = self.phase in clk.OPEN_PHASES
         return {
             "metric": self.metric,
             "severity": self.severity,
@@ -131,7 +128,7 @@ class IncidentView:
     severity: str | None
     status: str | None
     category: str | None
-    lifecycle: str  # one of LIFECYCLES
+    lifecycle: str  # open, resolved, closed or cancelled
     opened_at: datetime | None
     resolved_at: datetime | None
     closed_at: datetime | None
@@ -173,7 +170,7 @@ def _word(text: Any) -> Any:
 def _lifecycle(state: IncidentState) -> str:
     if state.final is not None:
         return state.final
-    if any(c.phase in ("running", "paused") for c in state.clocks):
+    if any(c.phase in clk.OPEN_PHASES for c in state.clocks):
         return "open"
     if any(c.metric == "resolution" and c.phase == "stopped" for c in state.clocks):
         return "resolved"
@@ -268,26 +265,22 @@ class _Cached:
     shown_until: float
 
 
-def shown_until(data: dict[str, Any], recent_s: float) -> float | None:
-    """Until when (epoch seconds) a decoded stored record can be listed: `inf` while open, its
-    last event + `recent_s` once ended; None when it has no view (not evaluated, parked, no
-    contract) or no events. Reads the decoded JSON only, as `view_of` and `IncidentFilter`
-    would decide, without building the engine state."""
-    state = data["state"]
-    if state.get("v") != FORMAT:
-        raise ValueError(f"not an incident record of format {FORMAT}")
-    if not state.get("evaluated") or state.get("parked") or state.get("contract_id") is None:
+def shown_until(record: RecordSummary, recent_s: float) -> float | None:
+    """Until when (epoch seconds) a stored record can be listed: `inf` while open, its last
+    event + `recent_s` once ended; None when it has no view (not evaluated, parked, no
+    contract) or no events. Decides from the record's summary, as `view_of` and
+    `IncidentFilter` would, without building the engine state."""
+    if not record.evaluated or record.parked or record.contract_id is None:
         return None
-    phases = [(c[_METRIC], c[_PHASE]) for c in state.get("clocks", ())]
-    if state.get("final") is None and (
-        any(phase in ("running", "paused") for _, phase in phases)
+    phases = record.phases
+    if record.final is None and (
+        any(phase in clk.OPEN_PHASES for _, phase in phases)
         or ("resolution", "stopped") not in phases
     ):
         return math.inf  # open, as `_lifecycle` says
-    events = state.get("events")
-    if not events:
+    if record.last_event_at is None:
         return None
-    return datetime.fromisoformat(events[-1][2]).timestamp() + recent_s  # events are sorted
+    return record.last_event_at.timestamp() + recent_s
 
 
 class LocalIncidents:
@@ -373,7 +366,7 @@ class LocalIncidents:
         unchanged = hit is not None and hit.digest == digest
         if unchanged and self.contracts(hit.view.contract_id) is hit.record:
             return hit
-        until = shown_until(orjson.loads(raw), self.recent_s)
+        until = shown_until(RecordSummary.of(raw), self.recent_s)
         if until is None or until < horizon:
             return None
         state = IncidentRecord.from_bytes(raw).state

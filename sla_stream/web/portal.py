@@ -30,11 +30,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
-
-import orjson
 
 from sla_stream.analytics.adherence import contract_zone
 from sla_stream.core.periods import next_period_start, period_start, quarter_of
@@ -42,10 +39,11 @@ from sla_stream.core.terms import ContractRecord
 from sla_stream.web.auth import TokenSet, parse_entry
 from sla_stream.web.commitments import commitments_json
 from sla_stream.web.open_incidents import IncidentFilter
+from sla_stream.web.replies import Reply, send_reply
 
 if TYPE_CHECKING:
-    from sla_stream.stream.app import SlaApp
     from sla_stream.web.cluster import Gathered
+    from sla_stream.worker_app import SlaApp
 
 log = logging.getLogger(__name__)
 
@@ -61,13 +59,6 @@ _PARAMS = {
 NOT_FOUND = {"error": "not found"}
 # Endpoints whose figures cover a whole contract (every version, no customer in them).
 _WHOLE_CONTRACT = frozenset({"adherence"})
-
-
-@dataclass(frozen=True)
-class Reply:
-    status: int
-    body: Any
-    headers: dict[str, str] = field(default_factory=dict)
 
 
 class Backend(Protocol):
@@ -262,20 +253,13 @@ class WorkerBackend:
 
 def register_portal_views(sla_app: SlaApp, cluster: Any) -> Portal:
     """Add the portal endpoints to the worker's web server."""
+    from sla_stream.web.access import Access  # access.py reads portal tokens: import late
+
     settings = sla_app.settings
     tokens = portal_tokens(settings.portal_token_hashes)
     if not len(tokens):
         log.warning("portal: no SLA_PORTAL_TOKEN_HASHES configured; %s/* answers 401", PREFIX)
     portal = Portal(WorkerBackend(sla_app, cluster), tokens, settings.portal_recent_days)
-    app = sla_app.faust
-
-    def _send(view: Any, reply: Reply) -> Any:
-        return view.bytes(
-            orjson.dumps(reply.body),
-            content_type="application/json",
-            status=reply.status,
-            headers=reply.headers or None,
-        )
 
     for name in ("commitments", "incidents", "adherence"):
         method = getattr(portal, name)
@@ -283,9 +267,9 @@ def register_portal_views(sla_app: SlaApp, cluster: Any) -> Portal:
         def handler(method: Any = method) -> Any:
             async def endpoint(view: Any, request: Any) -> Any:
                 auth = request.headers.get("Authorization")
-                return _send(view, await method(auth, request.query))
+                return send_reply(view, await method(auth, request.query))
 
             return endpoint
 
-        app.page(f"{PREFIX}/{name}", name=f"portal_{name}")(handler())
+        sla_app.routes.page(f"{PREFIX}/{name}", Access.PORTAL, name=f"portal_{name}")(handler())
     return portal

@@ -6,18 +6,20 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from sla_stream.web.access import Access
+
 if TYPE_CHECKING:
-    from sla_stream.stream.app import SlaApp
+    from sla_stream.worker_app import SlaApp
 
 PATH = "/api/v1/incidents/at-risk"
 DEFAULT_LIMIT = 50
 
 
 def register_risk_views(sla_app: SlaApp) -> None:
-    """Add the at-risk endpoint; without a model it answers that none is configured."""
-    app = sla_app.faust
+    """Add the at-risk endpoint (viewer access); without a model it answers 404 saying so."""
+    assert sla_app.routes is not None
 
-    @app.page(PATH)
+    @sla_app.routes.page(PATH, Access.VIEWER)
     async def at_risk_view(view: Any, request: Any) -> Any:
         watch = sla_app.steps.risk
         if watch is None:

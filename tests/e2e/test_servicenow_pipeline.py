@@ -1,4 +1,5 @@
-"""The documented run on real data: import the ServiceNow sample, replay it, report per priority."""
+"""The documented run on real data: import the ServiceNow sample (the first rows of the shipped
+log), replay it, report per priority."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ import orjson
 from click.testing import CliRunner
 
 from sla_stream.cli import main
+from sla_stream.importers.servicenow_data import SAMPLE_ROWS, SERVICENOW_LOG
 
 ROOT = Path(__file__).resolve().parents[2]
-SAMPLE = ROOT.parent / "shared" / "data" / "servicenow" / "incident_event_log_sample.csv"
 EXAMPLES = ROOT / "examples" / "servicenow"
 
 
@@ -27,7 +28,9 @@ def test_import_replay_report_shows_adherence_per_priority(tmp_path: Path) -> No
     run(
         "import",
         "servicenow",
-        str(SAMPLE),
+        str(SERVICENOW_LOG),
+        "--limit",
+        str(SAMPLE_ROWS),
         "--mapping",
         str(EXAMPLES / "mapping.yaml"),
         "--out",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -17,19 +16,16 @@ import orjson
 import yaml
 
 from sla_stream.broker import free_port
+from tests.system_programs import require
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 
 
 def program(name: str) -> str:
-    """The path of a Debian program; a missing one fails the test (CI installs them)."""
-    found = shutil.which(name) or (
-        f"/usr/bin/{name}" if Path(f"/usr/bin/{name}").exists() else None
-    )
-    if found is None:
-        raise AssertionError(f"{name} is not installed (.ci/run installs it from Debian)")
-    return found
+    """The path of a Debian program; a missing one skips the test, or fails it in CI
+    (`tests/system_programs.py` decides)."""
+    return require(name)
 
 
 def run_tool(*args: str) -> str:

@@ -118,9 +118,9 @@ class Run:
         self.state: IncidentState | None = None
         self.alerts: list[Alert] = []
         self.outcomes: list[Outcome] = []
-        self.steps: list[engine.Step] = []
+        self.steps: list[engine.Result] = []
 
-    def take(self, step: engine.Step) -> engine.Step:
+    def take(self, step: engine.Result) -> engine.Result:
         self.state = step.state
         self.alerts += step.alerts
         self.outcomes += step.outcomes
@@ -129,13 +129,13 @@ class Run:
 
     def apply(
         self, ev: IncidentEvent, contract: ContractRecord | str | None = "default"
-    ) -> engine.Step:
+    ) -> engine.Result:
         c = self.contract if contract == "default" else contract
         return self.take(engine.apply(self.state, ev, c))  # type: ignore[arg-type]
 
     def advance(
         self, when: str | datetime, contract: ContractRecord | str | None = "default"
-    ) -> engine.Step:
+    ) -> engine.Result:
         c = self.contract if contract == "default" else contract
         now = at(when) if isinstance(when, str) else when
         assert self.state is not None

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from sla_stream.contracts_cli import contracts
+from sla_stream.cli.contracts import contracts
 from sla_stream.core.calendar import BusinessCalendar
 from sla_stream.core.contract_file import dotted
 from sla_stream.core.contracts import (

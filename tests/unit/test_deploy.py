@@ -8,6 +8,7 @@ compared with the worker's metrics registry, its settings and its web routes.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -20,12 +21,13 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from sla_stream.notify.cli import DEFAULT_WEB_PORT, ENV_VARS
+from sla_stream.cli.notify import DEFAULT_WEB_PORT, ENV_VARS
 from sla_stream.notify.metrics import BridgeMetrics
 from sla_stream.settings import Settings
-from sla_stream.stream.app import canonical_url
 from sla_stream.stream.metrics import Metrics
 from sla_stream.stream.topics import topic_specs
+from sla_stream.worker_app import canonical_url
+from tests.system_programs import require
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -83,7 +85,7 @@ def worker_routes() -> frozenset[str]:
     """The paths the worker's web server serves, from the app itself."""
     import tempfile
 
-    from sla_stream.stream.app import create_app
+    from sla_stream.worker_app import create_app
 
     settings = Settings(broker="127.0.0.1:1", data_dir=Path(tempfile.mkdtemp()))
     return frozenset(create_app(settings, "127.0.0.1:1").faust.web.views)
@@ -107,29 +109,30 @@ def of_kind(kind: str) -> list[dict[str, Any]]:
 
 
 def compose_cli() -> list[str]:
-    """The compose CLI: Docker's plugin if present, else Debian's docker-compose (CI has it)."""
+    """The compose CLI: Docker's plugin if present, else Debian's docker-compose."""
     docker = shutil.which("docker")
     if docker:
         done = subprocess.run([docker, "compose", "version"], capture_output=True, timeout=30)
         if done.returncode == 0:
             return [docker, "compose"]
-    legacy = shutil.which("docker-compose")
-    assert legacy, "neither `docker compose` nor docker-compose is installed (.ci/run installs it)"
-    return [legacy]
+    return [require("docker-compose")]
 
 
 def test_compose_config_parses_with_a_real_compose_cli() -> None:
     cli = compose_cli()
-    done = subprocess.run(
-        [*cli, "-f", str(DEPLOY / "compose.yaml"), "config"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    config = [*cli, "-f", str(DEPLOY / "compose.yaml"), "config"]
+    access = {"SLA_VIEWER_TOKEN_HASHES": "0" * 64, "SLA_CLUSTER_SECRET": "s" * 32}
+    bare = {k: v for k, v in os.environ.items() if k not in access}
+    # The workers' access variables are required: `config` (hence `up`) names them when unset.
+    refused = subprocess.run(config, capture_output=True, text=True, timeout=60, env=bare)
+    assert refused.returncode != 0 and "SLA_VIEWER_TOKEN_HASHES" in refused.stderr
+    env = {**bare, **access}
+    done = subprocess.run(config, capture_output=True, text=True, timeout=60, env=env)
     assert done.returncode == 0, done.stderr
     resolved = yaml.safe_load(done.stdout)
     assert set(resolved["services"]) == set(compose()["services"])
     worker = resolved["services"]["worker-1"]
+    assert {k: worker["environment"][k] for k in access} == access
     assert worker["build"]["dockerfile"] == "deploy/Dockerfile"
     assert Path(worker["build"]["context"]).resolve() == REPO
 
@@ -317,8 +320,9 @@ def container_env(container: dict[str, Any]) -> dict[str, str]:
     for source in container.get("envFrom", []):
         if "configMapRef" in source:
             env.update(maps[source["configMapRef"]["name"]])
-        else:
-            assert source["secretRef"].get("optional") is True  # secrets are the user's
+        else:  # secrets are the user's; only the workers cannot run without theirs
+            required = container["name"] == "worker"
+            assert source["secretRef"].get("optional") is (None if required else True)
     # Downward-API variables (the pod's name) only feed `$(NAME)` references in SLA_* values:
     # expand them the way the kubelet does, with a stand-in for the pod's own value.
     downward = {
@@ -433,14 +437,21 @@ def test_yaml_files_parse(path: str) -> None:
     assert yaml.safe_load((DEPLOY / path).read_text())
 
 
+# Settings of a worker that serves beyond loopback (viewer tokens, hence a cluster secret).
+SERVED = {"viewer_token_hashes": ["0" * 64], "cluster_secret": "s" * 32}
+
+
 @pytest.mark.parametrize(
     ("env", "expected"),
     [
         ({}, "http://127.0.0.1:6066"),
-        ({"web_host": "10.0.0.7", "web_port": 7000}, "http://10.0.0.7:7000"),
-        ({"web_host": "0.0.0.0"}, "http://node-3.workers.example:6066"),
-        ({"web_host": "::"}, "http://node-3.workers.example:6066"),
+        ({"web_host": "10.0.0.7", "web_port": 7000, **SERVED}, "http://10.0.0.7:7000"),
+        ({"web_host": "0.0.0.0", **SERVED}, "http://node-3.workers.example:6066"),
+        ({"web_host": "::", **SERVED}, "http://node-3.workers.example:6066"),
         ({"web_host": "::1"}, "http://[::1]:6066"),
+        # No viewer token: the server listens on loopback only, and says where.
+        ({"web_host": "0.0.0.0"}, "http://127.0.0.1:6066"),
+        ({"web_host": "10.0.0.7"}, "http://127.0.0.1:6066"),
         (
             {"web_host": "0.0.0.0", "web_url": "https://sla-1.internal:8443/"},
             "https://sla-1.internal:8443",

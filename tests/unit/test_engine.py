@@ -9,6 +9,7 @@ import pytest
 
 from sla_stream.core import alert_ids, engine
 from sla_stream.core.engine import TRANSITIONS, Action, IncidentState
+from sla_stream.core.models import EVENT_TYPES, METRICS
 from tests.unit.engine_cases import (
     STANDARD_TARGETS,
     Run,
@@ -31,12 +32,14 @@ P1_STORY = (
 )
 
 
-def test_table_covers_every_metric_and_lists_only_known_actions() -> None:
-    assert {m for m, _ in TRANSITIONS} == {FR, RES}
-    assert TRANSITIONS[(FR, "responded")] is Action.STOP
-    assert (RES, "responded") not in TRANSITIONS
-    assert TRANSITIONS[(RES, "reopened")] is Action.REOPEN
-    assert all(isinstance(a, Action) for a in TRANSITIONS.values())
+def test_table_lists_every_metric_and_event_type_with_only_known_actions() -> None:
+    assert set(TRANSITIONS) == {(m, t) for m in METRICS for t in EVENT_TYPES}
+    assert TRANSITIONS[(FR, "responded")] == (Action.STOP,)
+    assert TRANSITIONS[(RES, "responded")] == (Action.FOLLOW_STATUS,)
+    assert TRANSITIONS[(RES, "reopened")][0] is Action.REOPEN
+    assert all(isinstance(a, Action) for row in TRANSITIONS.values() for a in row)
+    starts = {t for (_, t), row in TRANSITIONS.items() if Action.START in row}
+    assert starts == {"opened"}
 
 
 def test_unknown_contract_parks_then_evaluates_from_recorded_events() -> None:

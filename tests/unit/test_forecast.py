@@ -173,8 +173,8 @@ def test_train_from_a_replay_directory_labels_with_its_outcomes(tmp_path) -> Non
     import orjson
     from click.testing import CliRunner
 
-    from sla_stream.analytics.forecast_cli import read_verdicts
     from sla_stream.cli import main
+    from sla_stream.cli.forecast import read_verdicts
     from sla_stream.replay import replay_file
 
     contracts = load_contracts(CONTRACTS)

@@ -14,8 +14,8 @@ from aiohttp.streams import StreamReader
 from click.testing import CliRunner
 
 from sla_stream.cli import main
+from sla_stream.core.event_codec import decode_event
 from sla_stream.settings import Settings
-from sla_stream.stream.codecs import decode_event
 from sla_stream.web.auth import Credential, TokenSet, bearer_token, hash_token, parse_entry
 from sla_stream.web.ingest import (
     BrokerUnavailable,
@@ -210,11 +210,20 @@ async def test_202_with_per_item_results_and_only_accepted_items_published() -> 
     assert [[r.key for r in b] for b in publish.batches] == [[b"INC-1", b"INC-3"]]
 
 
-async def test_nothing_accepted_publishes_nothing() -> None:
+async def test_nothing_accepted_is_422_with_the_results_and_publishes_nothing() -> None:
     publish = Recorder()
     data = orjson.dumps([{"event_id": "e1"}])
     reply = await ingest(publish).handle(AUTH, None, Body(data))
-    assert reply.status == 202 and reply.body["accepted"] == 0
+    assert reply.status == 422 and reply.body["accepted"] == 0
+    assert "valid" in reply.body["error"]
+    assert reply.body["results"][0]["reason"] == "invalid"
+    assert publish.batches == []
+
+
+async def test_an_empty_batch_is_accepted_as_nothing() -> None:
+    publish = Recorder()
+    reply = await ingest(publish).handle(AUTH, None, Body(b"[]"))
+    assert (reply.status, reply.body["accepted"], reply.body["rejected"]) == (202, 0, 0)
     assert publish.batches == []
 
 

@@ -13,7 +13,13 @@ from click.testing import CliRunner
 from sla_stream.cli import main
 from sla_stream.core.engine import TYPE_ORDER
 from sla_stream.core.models import IncidentEvent
-from sla_stream.importers.servicenow import ImportFileError, ImportSummary, convert, open_log
+from sla_stream.importers.servicenow import ImportFileError, ImportSummary, convert
+from sla_stream.importers.servicenow_data import (
+    SAMPLE_ROWS,
+    SERVICENOW_LOG,
+    sample_rows,
+    write_sample,
+)
 from sla_stream.importers.servicenow_mapping import (
     MappingError,
     ServiceNowMapping,
@@ -22,7 +28,7 @@ from sla_stream.importers.servicenow_mapping import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
-SAMPLE = REPO.parent / "shared" / "data" / "servicenow" / "incident_event_log_sample.csv"
+SAMPLE = sample_rows()  # header and the first 5,998 rows of the shipped log: 890 incidents
 EXAMPLE_MAPPING = REPO / "examples" / "servicenow" / "mapping.yaml"
 ZONE = "America/Sao_Paulo"
 
@@ -36,9 +42,8 @@ def mapping() -> ServiceNowMapping:
 def sample(mapping: ServiceNowMapping) -> tuple[dict[str, list[IncidentEvent]], ImportSummary]:
     summary = ImportSummary()
     by_incident: dict[str, list[IncidentEvent]] = defaultdict(list)
-    with open_log(SAMPLE) as source:
-        for event in convert(source, mapping, summary):
-            by_incident[event.incident_id].append(event)
+    for event in convert(SAMPLE, mapping, summary):
+        by_incident[event.incident_id].append(event)
     return dict(by_incident), summary
 
 
@@ -47,6 +52,20 @@ def pinned(events: list[IncidentEvent]) -> list[tuple]:
         (e.type, e.occurred_at.isoformat(), e.severity, e.status, e.attributes["row"])
         for e in events
     ]
+
+
+# -- the sample, derived from the shipped log ---------------------------------------------
+
+
+def test_the_sample_is_the_first_890_incidents_of_the_shipped_log_each_whole() -> None:
+    assert SERVICENOW_LOG.relative_to(REPO).as_posix() == (
+        "examples/servicenow/data/incident_event_log.csv.gz"
+    )
+    numbers = [line.split(",", 1)[0] for line in SAMPLE[1:]]
+    assert SAMPLE[0].startswith("number,incident_state,") and len(numbers) == SAMPLE_ROWS
+    assert len(set(numbers)) == 890
+    following = sample_rows(SAMPLE_ROWS + 1)[-1].split(",", 1)[0]
+    assert following not in numbers  # the next row starts a new incident: none is cut
 
 
 # -- the whole sample ----------------------------------------------------------------------------
@@ -261,10 +280,9 @@ def test_resolution_time_resolved_at_dates_the_last_resolution_at_resolved_at() 
     # 4: INC0000045,Resolved,0,3,29-02-2016 11:29 ... resolved_at 29-02-2016 11:29
     def resolved(mode: str) -> str:
         m = parse_mapping({"timezone": ZONE, "default_contract": "d", "resolution_time": mode})
-        with open_log(SAMPLE) as source:
-            for event in convert(source, m):
-                if event.incident_id == "INC0000045" and event.type == "resolved":
-                    return event.occurred_at.isoformat()
+        for event in convert(SAMPLE, m):
+            if event.incident_id == "INC0000045" and event.type == "resolved":
+                return event.occurred_at.isoformat()
         raise AssertionError("no resolved event")
 
     assert resolved("state_change") == "2016-02-29T08:53:00-03:00"
@@ -273,7 +291,7 @@ def test_resolution_time_resolved_at_dates_the_last_resolution_at_resolved_at() 
 
 # -- crafted rows: what cannot be mapped is reported by row number -------------------------------
 
-HEADER = SAMPLE.open(encoding="utf-8").readline().rstrip("\r\n").split(",")
+HEADER = SAMPLE[0].rstrip("\r\n").split(",")
 
 
 def csv_text(*rows: dict[str, str]) -> io.StringIO:
@@ -467,7 +485,8 @@ def test_the_example_mapping_merges_the_default_states_and_priorities(mapping) -
 
 def test_cli_writes_events_counts_and_the_report(tmp_path: Path) -> None:
     out, report = tmp_path / "events.jsonl", tmp_path / "reported.jsonl"
-    args = ["import", "servicenow", str(SAMPLE), "--mapping", str(EXAMPLE_MAPPING)]
+    sample = write_sample(tmp_path / "sample.csv")  # a plain CSV file, as an export is
+    args = ["import", "servicenow", str(sample), "--mapping", str(EXAMPLE_MAPPING)]
     result = CliRunner().invoke(main, [*args, "--out", str(out), "--report", str(report)])
     assert result.exit_code == 0, result.output
     events = [IncidentEvent.from_json(x) for x in out.read_bytes().splitlines()]
@@ -490,7 +509,9 @@ def test_cli_writes_events_counts_and_the_report(tmp_path: Path) -> None:
 
 def test_cli_incident_order_and_reported_rows_on_stderr(tmp_path: Path) -> None:
     out = tmp_path / "events.jsonl"
-    args = ["import", "servicenow", str(SAMPLE), "--mapping", str(EXAMPLE_MAPPING)]
+    # The README's way: the shipped gzip log itself, cut to the sample by --limit.
+    args = ["import", "servicenow", str(SERVICENOW_LOG), "--mapping", str(EXAMPLE_MAPPING)]
+    args += ["--limit", str(SAMPLE_ROWS)]
     result = CliRunner().invoke(main, [*args, "--out", str(out), "--order", "incident"])
     assert result.exit_code == 0, result.stderr
     assert result.stderr.splitlines()[0].startswith("row 330 INC0000130: duplicate_mod_count: ")
@@ -507,7 +528,7 @@ def test_cli_incident_order_and_reported_rows_on_stderr(tmp_path: Path) -> None:
 def test_cli_refuses_a_bad_mapping_naming_the_field(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("timezone: Europe/Atlantis\ndefault_contract: d\n", encoding="utf-8")
-    args = ["import", "servicenow", str(SAMPLE), "--mapping", str(bad)]
+    args = ["import", "servicenow", str(SERVICENOW_LOG), "--mapping", str(bad)]
     result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "e.jsonl")])
     assert result.exit_code == 1
     assert "timezone" in result.output and "Europe/Atlantis" in result.output

@@ -1,4 +1,4 @@
-"""`Summary.of` (the rebuild's fast read of a stored record) agrees with the full decode."""
+"""`RecordSummary.of` (the rebuild's fast read of a stored record) agrees with the full decode."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from sla_stream.stream.state import (
     IncidentRecord,
     LastWrites,
     Pending,
-    Summary,
+    RecordSummary,
     expires_at,
     state_expires_at,
 )
@@ -52,9 +52,9 @@ def test_summary_of_agrees_with_the_full_decode() -> None:
     parked = due = slots = outbox = expiring = 0
     for raw in records:
         full = IncidentRecord.from_bytes(raw)
-        fast = Summary.of(raw, RETENTION)
+        fast = RecordSummary.of(raw, RETENTION)
         assert fast.expires_at == state_expires_at(full.state, RETENTION)
-        assert Summary.of(raw).expires_at is None  # no retention: kept
+        assert RecordSummary.of(raw).expires_at is None  # no retention: kept
         expiring += fast.expires_at is not None
         assert fast.parked == full.state.parked
         assert fast.contract_id == full.state.contract_id
@@ -72,7 +72,7 @@ def test_summary_of_agrees_with_the_full_decode() -> None:
 def test_summary_of_refuses_an_unknown_state_format() -> None:
     raw = stored_records()[0].replace(b'"v":1', b'"v":99', 1)
     with pytest.raises(ValueError):
-        Summary.of(raw)
+        RecordSummary.of(raw)
 
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -152,3 +152,11 @@ def test_last_writes_keeps_the_window_before_each_partitions_last_write_whatever
         ("INC-9005", 5000.0),
     ]
     assert all(len(kept) <= 2048 for kept in last.kept.values())  # trimmed while collecting
+
+
+def test_last_writes_leaves_out_what_the_acknowledged_watermark_covers() -> None:
+    last = LastWrites(30.0)
+    for partition, n, w in [(0, 1, 990.0), (0, 2, 995.0), (0, 3, 1000.0), (1, 4, 500.0)]:
+        last.add(partition, (_entry(n, w),))
+    got = [p.key for p in last.entries({0: 995.0, 1: None})]
+    assert got == ["INC-3", "INC-4"]  # partition 1 stored no watermark: its window stands

@@ -17,8 +17,8 @@ import pytest
 from sla_stream.core import periods
 from sla_stream.core.contracts import parse_contracts
 from sla_stream.core.terms import ContractRecord
-from sla_stream.web import adherence
-from sla_stream.web.adherence import MAX_PERIODS, BadRequest, parse_query
+from sla_stream.web import adherence, page_budget
+from sla_stream.web.adherence import MAX_PERIODS, BadRequest, TooManyPeriods, parse_query
 from sla_stream.web.cluster import Gathered, member_query
 from sla_stream.web.dashboard import Dashboard, data_answer, page_answer
 from sla_stream.web.dashboard_data import BadFilter, Filters
@@ -80,15 +80,16 @@ def test_a_range_reaching_the_ends_of_the_calendar_is_refused_without_listing_it
             raise AssertionError("listed more periods than the limit allows")
         return real(start, tz, step)
 
-    # Both names: `period_starts` looks it up in core.periods, the web layer in its own module.
+    # Every name: `period_starts` looks it up in core.periods, the web layer in its modules.
     monkeypatch.setattr(periods, "next_period_start", counted)
     monkeypatch.setattr(adherence, "next_period_start", counted)
+    monkeypatch.setattr(page_budget, "next_period_start", counted)
     for step in ("day", "quarter", "hour"):
-        with pytest.raises(BadRequest, match=f"more than {MAX_PERIODS}"):
+        with pytest.raises(BadRequest, match=f"more than {MAX_PERIODS:,} even by quarter"):
             query(in_zone("UTC"), **{"from": "0002-01-01", "to": "9998-01-01", "step": step})
     # A span just short enough for the arithmetic check is counted, and the count stops early.
-    with pytest.raises(BadRequest, match=f"more than {MAX_PERIODS} periods"):
-        query(**{"from": "2000-01-01", "to": "2060-01-01", "step": "day"})
+    with pytest.raises(BadRequest, match=f"more than {MAX_PERIODS:,} daily periods"):
+        query(**{"from": "2000-01-01", "to": "2003-01-01", "step": "day"})
     assert calls <= 2 * MAX_PERIODS
 
 
@@ -99,8 +100,9 @@ def test_the_period_limit_keeps_its_meaning_at_the_boundary() -> None:
     for record in (BERLIN, in_zone("UTC")):  # DST days are one period each
         q = query(record, **{"from": first.isoformat(), "to": at_limit, "step": "day"})
         assert len(periods.period_starts(q.from_at, q.to_at, q.tz, "day")) == MAX_PERIODS
-        with pytest.raises(BadRequest, match=f"more than {MAX_PERIODS} periods"):
+        with pytest.raises(TooManyPeriods, match=f"more than {MAX_PERIODS:,} daily") as refused:
             query(record, **{"from": first.isoformat(), "to": past_limit, "step": "day"})
+        assert refused.value.fits == "quarter"  # the message names it: "step=quarter fits"
 
 
 def test_ranges_near_the_ends_that_a_report_can_compute_are_accepted() -> None:
@@ -171,9 +173,9 @@ def dashboard() -> tuple[Dashboard, FakeCluster]:
 
 def test_filters_refuse_a_bound_no_zone_can_read() -> None:
     with pytest.raises(BadFilter, match="'from' 'last week'"):
-        Filters.parse({"from": "last week"}, date(2026, 1, 1))
+        Filters.parse({"from": "last week"})
     with pytest.raises(BadFilter, match="'to' '2026-04-01T00:00:00'"):
-        Filters.parse({"to": "2026-04-01T00:00:00"}, date(2026, 1, 1))
+        Filters.parse({"to": "2026-04-01T00:00:00"})
 
 
 @pytest.mark.parametrize(
@@ -182,7 +184,7 @@ def test_filters_refuse_a_bound_no_zone_can_read() -> None:
         ({"from": "yesterday"}, "'from' 'yesterday'"),
         ({"from": "2026-05-01", "to": "2026-04-01"}, "'to' must be after 'from'"),
         ({"from": "0001-01-01", "to": "2026-01-01"}, "'from' '0001-01-01'"),  # Berlin: year 0
-        ({"from": "1900-01-01", "to": "2100-01-01"}, f"more than {MAX_PERIODS}"),
+        ({"from": "1900-01-01", "to": "2100-01-01"}, "even by quarter; use a shorter range"),
     ],
 )
 async def test_the_dashboard_data_answers_a_bad_range_with_400_before_asking_owners(
@@ -201,7 +203,9 @@ async def test_the_dashboard_page_shows_a_bad_range_above_the_default_view() -> 
     html = await page_answer(board, {"from": "0001-01-01", "to": "2026-01-01"})
     assert '<p class="notice">' in html and "&#x27;from&#x27; &#x27;0001-01-01&#x27;" in html
     assert '<form class="filters"' in html  # still a page to correct the filters on
-    assert cluster.asked and all(a["from"] == "2026-02-04" for a in cluster.asked)
+    # No owner knows a latest settled clock: the 90 days up to today.
+    reports = [a for a in cluster.asked if "latest" not in a]
+    assert reports and all(a["from"] == "2026-02-04" for a in reports)
 
 
 async def test_a_good_range_still_asks_every_chosen_contract() -> None:
@@ -215,3 +219,25 @@ async def test_the_page_renders_when_no_owner_has_figures() -> None:
     board, _ = dashboard()
     html = await page_answer(board, {"step": "quarter"})
     assert "no figures" in html and '<section class="card" id="breaches">' in html
+
+
+def test_the_adherence_query_without_a_range_ends_at_the_latest_settled_clock() -> None:
+    latest = datetime(2016, 6, 28, 15, tzinfo=UTC)
+    q = parse_query({"contract": "acme", "step": "day"}, BERLIN, default_end=latest)
+    assert (q.from_at, q.to_at) == (
+        periods.parse_bound("2016-03-31", "Europe/Berlin"),
+        periods.parse_bound("2016-06-29", "Europe/Berlin"),
+    )
+    # One bound alone is a question the caller must finish; no default end, both are required.
+    with pytest.raises(BadRequest, match="'to' is required"):
+        parse_query({"contract": "acme", "from": "2016-01-01"}, BERLIN, default_end=latest)
+    with pytest.raises(BadRequest, match="'from' is required"):
+        parse_query({"contract": "acme"}, BERLIN)
+
+
+def test_the_adherence_query_refuses_past_its_budget_naming_the_step_that_fits() -> None:
+    with pytest.raises(TooManyPeriods, match=r"step=day fits \(366 periods\)") as refused:
+        query(**{"from": "2016-01-01", "to": "2017-01-01", "step": "hour"})
+    assert refused.value.fits == "day" and refused.value.count == 366
+    # 41 days of hours (984) fit.
+    assert query(**{"from": "2016-01-01", "to": "2016-02-11", "step": "hour"}).step == "hour"

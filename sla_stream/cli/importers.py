@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import itertools
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -56,6 +57,11 @@ def import_group() -> None:
     "incident: each incident's events together, streamed in constant memory.",
 )
 @click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    help="Read only the first N rows after the header (5998: the 890-incident sample).",
+)
+@click.option(
     "--every-update",
     is_flag=True,
     help="also a `status_changed` to the current status for each row that changes nothing the "
@@ -67,6 +73,7 @@ def servicenow(
     out: Path,
     report_path: Path | None,
     order: str,
+    limit: int | None,
     every_update: bool,
 ) -> None:
     """Convert a ServiceNow incident event log (CSV, or .csv.gz) into incident events."""
@@ -79,7 +86,8 @@ def servicenow(
     partial = out.with_name(out.name + ".part")  # a failed import leaves no half-written --out
     try:
         with open_log(file) as source, partial.open("wb") as sink:
-            events = convert(source, mapping, summary, every_update=every_update)
+            lines = source if limit is None else itertools.islice(source, limit + 1)
+            events = convert(lines, mapping, summary, every_update=every_update)
             if order == "time":
                 _write_by_time(events, sink)
             else:

@@ -1,4 +1,8 @@
-"""The `sla-stream` command."""
+"""The `sla-stream` command: every subcommand lives in a module of this package.
+
+The commands parse options and print; the work is done by the modules they call (the core,
+`stream/`, `analytics/`, `importers/`, `notify/`), none of which imports this package.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +11,17 @@ from pathlib import Path
 import click
 
 from sla_stream import __version__
-from sla_stream.analytics.forecast_cli import forecast_group
-from sla_stream.analytics.report import report_command
-from sla_stream.contracts_cli import contracts
-from sla_stream.generate import generate_command
-from sla_stream.importers.cli import import_group
-from sla_stream.notify.cli import notify
-from sla_stream.replay import replay_command
-from sla_stream.web.token_cli import token_group
+from sla_stream.cli.admin import resume_events_command
+from sla_stream.cli.capacity import capacity
+from sla_stream.cli.contracts import contracts
+from sla_stream.cli.forecast import forecast_group
+from sla_stream.cli.generate import generate_command
+from sla_stream.cli.importers import import_group
+from sla_stream.cli.notify import notify
+from sla_stream.cli.replay import replay_command
+from sla_stream.cli.report import report_command
+from sla_stream.cli.stream import demo, send, tail, worker
+from sla_stream.cli.tokens import token_group
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -53,21 +60,16 @@ def broker(host: str, port: int) -> None:
     import signal
 
     from sla_stream.broker import EmbeddedBroker
+    from sla_stream.processes import stop_on_signals
 
-    with EmbeddedBroker(host, port) as b:
+    stop_on_signals()  # SIGTERM and SIGHUP stop the broker as Ctrl-C does
+    with contextlib.suppress(KeyboardInterrupt), EmbeddedBroker(host, port) as b:
         click.echo(f"embedded broker listening on {b.bootstrap} (memory-only; Ctrl-C stops it)")
-        with contextlib.suppress(KeyboardInterrupt):
-            signal.pause()
+        signal.pause()
 
 
-def _register() -> None:
-    from sla_stream.stream_cli import demo, send, tail, worker
-
-    for command in (worker, send, tail, demo):
-        main.add_command(command)
-
-
-_register()
+for command in (worker, send, tail, demo):
+    main.add_command(command)
 main.add_command(replay_command)
 main.add_command(generate_command)
 main.add_command(contracts)
@@ -75,6 +77,8 @@ main.add_command(import_group)
 main.add_command(report_command)
 main.add_command(token_group)
 main.add_command(notify)
+main.add_command(resume_events_command)
+main.add_command(capacity)
 main.add_command(forecast_group)
 
 if __name__ == "__main__":

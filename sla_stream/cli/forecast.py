@@ -51,11 +51,11 @@ def train_command(
     from sla_stream.analytics.forecast_data import group_incidents, rows_and_verdicts
     from sla_stream.analytics.forecast_eval import recency_weights
     from sla_stream.core.contracts import load_contracts
-    from sla_stream.replay import Summary, read_events
+    from sla_stream.replay import ReplaySummary, read_events
 
     started = time.monotonic()
     contracts = load_contracts(contracts_path)
-    summary = Summary()
+    summary = ReplaySummary()
     with events_path.open("rb") as source:
         incidents = group_incidents(read_events(source, summary))
     if summary.invalid:

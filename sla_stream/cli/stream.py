@@ -18,10 +18,13 @@ from sla_stream.settings import Settings
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help="SLA_DATA_DIR")
 def worker(web_port: int | None, data_dir: Path | None) -> None:
     """Run a worker (starts the embedded broker when SLA_BROKER is unset)."""
-    from sla_stream.stream.worker import broker_for, run_worker
+    from sla_stream.processes import stop_on_signals
+    from sla_stream.stream.worker import broker_for
+    from sla_stream.worker_app import run_worker
 
     overrides = {k: v for k, v in {"web_port": web_port, "data_dir": data_dir}.items() if v}
     settings = Settings(**overrides)
+    stop_on_signals()  # until Faust installs its own handlers: a signal still stops the broker
     with broker_for(settings) as bootstrap:
         click.echo(f"worker on {bootstrap}; web http://{settings.web_host}:{settings.web_port}/")
         sys.exit(run_worker(settings, bootstrap))
@@ -32,11 +35,11 @@ def worker(web_port: int | None, data_dir: Path | None) -> None:
 @click.option("--broker", "bootstrap", help="bootstrap servers (default: SLA_BROKER or embedded)")
 def send(file: click.utils.LazyFile, bootstrap: str | None) -> None:
     """Validate a JSON-lines file of incident events and publish it, keyed by incident id."""
-    from sla_stream.stream.client import publish_events, read_events
+    from sla_stream.stream.client import publish_events, read_event_file
     from sla_stream.stream.worker import default_bootstrap
 
     settings = Settings()
-    events, errors = read_events(file)
+    events, errors = read_event_file(file)
     for line, message in errors:
         click.echo(f"line {line}: {message}", err=True)
     if errors:
