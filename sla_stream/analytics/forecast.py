@@ -257,19 +257,19 @@ def _isotonic(raw: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[list[float
 # Words for the features a reason can name; `{v}` is the row's value.
 _WORDS: dict[str, str] = {
     "res_fraction": "{pct} of the resolution allowance used",
-    "res_left_h": "{h} business hours left to resolve",
+    "res_left_h": "{h} of business time left to resolve",
     "resp_fraction": "{pct} of the response allowance used",
     "severity_rank": "severity {severity}",
-    "age_h": "open for {h} hours",
+    "age_h": "open for {h}",
     "open_hour_of_week": "opened {open_when}",
     "hour_of_week": "it is {now_when}",
     "updates": "{n} updates so far",
     "updates_24h": "{n} updates in the last 24 h",
-    "since_update_h": "no update for {h} hours",
+    "since_update_h": "no update for {h}",
     "status_changes": "{n} status changes",
     "waits": "waited {n} times",
-    "waiting_h": "{h} hours waiting on others",
-    "paused_h": "{h} hours paused",
+    "waiting_h": "{h} waiting on others",
+    "paused_h": "{h} paused",
     "team_changes": "reassigned {n} times",
     "teams_seen": "handled by {n} teams",
     "team_returns": "bounced back {n} times between teams",
@@ -281,7 +281,7 @@ _WORDS: dict[str, str] = {
     "team_arrivals_24h": "{n} arrivals in the team in 24 h",
     "team_backlog_ratio": "team backlog {x}x its weekly throughput",
     "desk_backlog_ratio": "desk backlog {x}x its weekly throughput",
-    "team_median_resolve_h": "team's median time to resolve {h} hours",
+    "team_median_resolve_h": "team's median time to resolve {h}",
     "team_breach_rate_30d": "team breached {pct} of clocks in 30 days",
     "desk_breach_rate_7d": "desk breached {pct} of clocks in 7 days",
 }
@@ -304,13 +304,22 @@ def describe(name: str, row: Features) -> str:
     template = _WORDS.get(name, name.replace("_", " ") + " {x}")
     return template.format(
         pct=f"{number:.0%}",
-        h=f"{number:.1f}",
+        h=_duration(number),
         n=f"{number:.0f}",
         x=f"{number:.1f}",
         severity=row.get("severity"),
         open_when=_when(number),
         now_when=_when(number),
     )
+
+
+def _duration(hours: float) -> str:
+    """Hours in words at a scale that reads: minutes under an hour."""
+    if hours != hours:  # NaN
+        return "an unknown time"
+    if abs(hours) < 1.0:
+        return f"{hours * 60:.0f} minutes"
+    return f"{hours:.1f} hours"
 
 
 def _when(hour_of_week: float) -> str:

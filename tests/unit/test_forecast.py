@@ -165,6 +165,10 @@ def test_reasons_are_words_about_the_row() -> None:
         "team backlog 2.1x its weekly throughput"
     )
     assert describe("responded", {"responded": 0.0}) == "no first response yet"
+    assert describe("since_update_h", {"since_update_h": 26.5}) == "no update for 26.5 hours"
+    assert describe("res_left_h", {"res_left_h": 0.25}) == (
+        "15 minutes of business time left to resolve"
+    )
 
 
 def test_train_from_a_replay_directory_labels_with_its_outcomes(tmp_path) -> None:
