@@ -41,6 +41,12 @@ class Settings(BaseSettings):
         "when SLA_WEB_HOST binds every interface (0.0.0.0 or ::)",
     )
     tick_interval: float = Field(default=0.5, gt=0)
+    forecast_model: Path | None = Field(
+        default=None, description="breach-risk model file (`sla-stream forecast train`)"
+    )
+    forecast_rescore_s: float = Field(
+        default=30.0, gt=0, description="an open clock is re-scored on ticks at most this often"
+    )
     max_event_bytes: int = Field(default=64 * 1024, gt=0)
     dead_letter_max_bytes: int = Field(
         default=256 * 1024,

@@ -33,6 +33,7 @@ from sla_stream.web.access import Access, ClusterRouter, Keys, Routes, bind_host
 from sla_stream.web.adherence import register_adherence_views
 from sla_stream.web.admin import register_admin_views
 from sla_stream.web.ingest import register_ingest_view
+from sla_stream.web.risk import register_risk_views
 from sla_stream.web.site import register_site
 
 log = logging.getLogger(__name__)
@@ -161,6 +162,7 @@ def register_web(sla_app: SlaApp, keys: Keys) -> None:
         log_web_access(settings, keys)
 
     register_adherence_views(sla_app, sla_app.rollups, sla_app.rollups.table)  # /api/v1/adherence
+    register_risk_views(sla_app)  # /api/v1/incidents/at-risk
     register_site(sla_app, sla_app.rollups)  # dashboard at /, portal API, incidents across workers
 
 

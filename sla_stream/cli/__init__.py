@@ -14,6 +14,7 @@ from sla_stream import __version__
 from sla_stream.cli.admin import resume_events_command
 from sla_stream.cli.capacity import capacity
 from sla_stream.cli.contracts import contracts
+from sla_stream.cli.forecast import forecast_group
 from sla_stream.cli.generate import generate_command
 from sla_stream.cli.importers import import_group
 from sla_stream.cli.notify import notify
@@ -78,6 +79,7 @@ main.add_command(token_group)
 main.add_command(notify)
 main.add_command(resume_events_command)
 main.add_command(capacity)
+main.add_command(forecast_group)
 
 if __name__ == "__main__":
     main()

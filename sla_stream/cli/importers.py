@@ -61,6 +61,12 @@ def import_group() -> None:
     type=click.IntRange(min=1),
     help="Read only the first N rows after the header (5998: the 890-incident sample).",
 )
+@click.option(
+    "--every-update",
+    is_flag=True,
+    help="also a `status_changed` to the current status for each row that changes nothing the "
+    "clocks see (notes, reassignments): the engine ignores them, the forecast counts them",
+)
 def servicenow(
     file: Path,
     mapping_path: Path,
@@ -68,6 +74,7 @@ def servicenow(
     report_path: Path | None,
     order: str,
     limit: int | None,
+    every_update: bool,
 ) -> None:
     """Convert a ServiceNow incident event log (CSV, or .csv.gz) into incident events."""
     try:
@@ -80,7 +87,7 @@ def servicenow(
     try:
         with open_log(file) as source, partial.open("wb") as sink:
             lines = source if limit is None else itertools.islice(source, limit + 1)
-            events = convert(lines, mapping, summary)
+            events = convert(lines, mapping, summary, every_update=every_update)
             if order == "time":
                 _write_by_time(events, sink)
             else:

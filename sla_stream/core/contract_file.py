@@ -153,6 +153,7 @@ class ContractSpec(_Spec):
     calendar: Name | None = None
     timezone: Name | None = None
     pause_statuses: Names | None = None
+    at_risk_level: float | None = Field(default=None, gt=0, lt=1)
     effective_from: EffectiveDate = None
     effective_to: EffectiveDate = None
     version: int = Field(default=1, ge=1)

@@ -210,6 +210,7 @@ class _Resolver:
             effective_from=start,
             effective_to=end,
             pause_statuses=DEFAULT_PAUSE_STATUSES if c.pause_statuses is None else c.pause_statuses,
+            at_risk_level=c.at_risk_level,
             calendars={name: self.calendars[name].block for name in used},
             targets=targets,
             clauses={k.id: {"title": k.title, "text": k.text} for k in c.clauses},

@@ -105,6 +105,10 @@ class Alert(WireModel):
     clause_title: str
     emitted_at: datetime
     retracts: str | None = None
+    # `at_risk` only: the calibrated probability of a breach, why, and which model said so.
+    probability: float | None = None
+    reasons: tuple[str, ...] | None = None
+    model_version: str | None = None
 
 
 class Outcome(WireModel):

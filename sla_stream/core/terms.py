@@ -52,6 +52,9 @@ class ContractTerms(_Frozen):
     effective_from: AwareDatetime | None = None
     effective_to: AwareDatetime | None = None
     pause_statuses: tuple[str, ...] = ()
+    at_risk_level: float | None = Field(
+        default=None, gt=0, lt=1, description="forecast probability that raises `at_risk`"
+    )
     calendars: dict[str, dict[str, Any]] = Field(
         description="calendar blocks by name, each accepted by BusinessCalendar.from_dict"
     )

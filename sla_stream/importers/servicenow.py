@@ -75,18 +75,26 @@ __all__ = ["ImportFileError", "ImportSummary", "ReportedRow", "convert", "open_l
 
 
 def convert(
-    source: Iterable[str], mapping: ServiceNowMapping, summary: ImportSummary | None = None
+    source: Iterable[str],
+    mapping: ServiceNowMapping,
+    summary: ImportSummary | None = None,
+    *,
+    every_update: bool = False,
 ) -> Iterator[IncidentEvent]:
     """Yield the events of each incident of a ServiceNow event log, in log order of incidents.
 
     `source` is an open text file (newline="") or any iterable of CSV lines. Counts and every
     reported row go to `summary`. Events of one incident come in their own order; instants are
-    aware, in the mapping's zone.
+    aware, in the mapping's zone. With `every_update`, an open incident's row that changes
+    nothing the clocks see (a note, a reassignment) still yields a `status_changed` to its
+    current status: the engine ignores it, while the forecast counts updates and handovers.
     """
     summary = summary if summary is not None else ImportSummary()
     times = LocalTimes(mapping.zone())
     for number, rows in read_incidents(source, mapping, times, summary):
-        events = _Incident(number, mapping, times, summary).convert(rows)
+        incident = _Incident(number, mapping, times, summary)
+        incident.every_update = every_update
+        events = incident.convert(rows)
         if events:
             summary.incidents_imported += 1
         for event in events:
@@ -158,6 +166,7 @@ class _Incident:
         self.last_rank = -1  # highest TYPE_ORDER rank among the events dated at `last_at`
         self.last_resolving_line = 0
         self.resolution_bound: datetime | None = None
+        self.every_update = False
 
     def convert(self, rows: list[Row]) -> list[IncidentEvent]:
         rows = self._open(_in_sequence(rows, self.summary))
@@ -219,7 +228,10 @@ class _Incident:
             if rose:  # reopened and final again between two rows: no instant to give either
                 self.summary.notes["reopen_count_rose_while_final"] += 1
             self._final_to_final(row.status)
+        noted = self.every_update and not self.buffer and self.status not in FINAL_STATUSES
         self._flush(row, row.updated_at)
+        if noted:
+            self.events.append(self._update(row))
 
     def _from_open(self, target: str) -> None:
         previous = self.status
@@ -298,6 +310,23 @@ class _Incident:
             return at
         self.summary.notes["resolved_at_used"] += 1
         return max(resolved_at, at)
+
+    def _update(self, row: Row) -> IncidentEvent:
+        """A row that changes nothing the clocks see, as a `status_changed` to the status.
+
+        Dated at its row (never before the previous event) and kept out of the same-instant
+        ordering, so it moves no later event by a second; its id starts with `!`, which sorts
+        before every other event id of the incident, so at one instant the engine applies it
+        before the real events and the status they leave stands."""
+        at = max(row.updated_at, self.last_at)
+        event = self._event(row, at, "status_changed", status=self.status)
+        self.ids.discard(event.event_id)  # that id stays free for the real events
+        event_id, n = f"{self.number}:!{row.mod}:update", 1
+        while event_id in self.ids:
+            n += 1
+            event_id = f"{self.number}:!{row.mod}:update#{n}"
+        self.ids.add(event_id)
+        return event.model_copy(update={"event_id": event_id})
 
     def _event(self, row: Row, at: datetime, kind: str, **fields: Any) -> IncidentEvent:
         event_id, n = f"{self.number}:{row.mod}:{kind}", 1

@@ -90,6 +90,12 @@ def build_stream(
         dead_letter_max_bytes=settings.dead_letter_max_bytes,
         gate=gate,
     )
+    if settings.forecast_model is not None:  # without one, the steps run exactly as before
+        from sla_stream.stream.risk import load_watch
+
+        steps.risk = load_watch(
+            settings.forecast_model, metrics.registry, settings.forecast_rescore_s
+        )
     declare_incident_agent(app, names, p, steps, settings.tick_interval, wall)
     declare_contracts_agent(app, names.contracts, contracts, metrics)
     # adherence table, rollup agent, gauge refresher

@@ -68,6 +68,9 @@ def format_message(what: str, m: dict[str, Any]) -> str:
     if what == "alerts":
         threshold = f" {m['threshold']:.0%}" if m.get("threshold") is not None else ""
         extra = f" retracts {m['retracts']}" if m.get("retracts") else ""
+        if m.get("kind") == "at_risk":
+            why = "; ".join(m.get("reasons") or ())
+            extra += f" p={m.get('probability', 0):.2f} ({why}) model {m.get('model_version')}"
         return (
             f"{m['emitted_at']}  {m['kind'].upper():9}{threshold:5} {m['incident_id']} "
             f"{m['metric']} {m['severity']} "

@@ -17,11 +17,13 @@ from sla_stream.core.errors import InvalidEvent
 from sla_stream.core.event_codec import decode_event
 from sla_stream.core.models import DeadLetter, IncidentEvent
 from sla_stream.core.terms import ContractRecord
+from sla_stream.stream import risk
 from sla_stream.stream.dead_letter_limit import EventsGate
 from sla_stream.stream.metrics import Metrics
 from sla_stream.stream.open_clocks import OpenClocks
 from sla_stream.stream.outbox import trim
 from sla_stream.stream.publish import Publisher
+from sla_stream.stream.risk import RiskWatch
 from sla_stream.stream.state import IncidentRecord, IncidentStore
 
 ContractLookup = Callable[[str], ContractRecord | None]
@@ -69,6 +71,7 @@ class IncidentSteps:
         self.open_clocks = OpenClocks(metrics.open_clocks)
         self._assignments = 0  # partition assignments seen
         self._indexed_for = -1  # the assignment the due index was last rebuilt for
+        self.risk: RiskWatch | None = None  # the breach forecast, when a model is configured
 
     def on_assigned(self) -> None:
         """A rebalance assigned partitions: the next tick rebuilds the due index, even for the
@@ -131,6 +134,8 @@ class IncidentSteps:
 
     async def _apply(self, event: IncidentEvent, partition: int) -> str | None:
         """Apply a decoded event; the dead-letter reason when the engine refuses it."""
+        if self.risk is not None:
+            self.risk.saw(event, partition)
         record = self.store.load(event.incident_id)
         previous = record.state if record else None
         # The incident's own contract wins: the engine parks a record of another contract.
@@ -171,6 +176,8 @@ class IncidentSteps:
                     await self._advance(partition, incident_id, record, now, contract)
                 except Exception:
                     self._failed(partition, incident_id, now)
+        if self.risk is not None:
+            await risk.on_tick(self, partition, now)
         self._delete_expired(partition, now)
         self.store.mark(partition, self.publisher.acked_watermark(partition))
         self.metrics.parked.set(self.store.index.parked_count())
@@ -247,6 +254,8 @@ class IncidentSteps:
         written = self.store.save(partition, incident_id, record_after)
         self.publisher.publish_after(partition, written, effects)
         self.open_clocks.change(partition, record.state if record else None, step.state)
+        if self.risk is not None:
+            await risk.after_commit(self, partition, record.state if record else None, step)
 
     async def _dead_letter(
         self,

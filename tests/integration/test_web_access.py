@@ -47,6 +47,7 @@ EXPECTED = {
     "/api/v1/dashboard/series": Access.VIEWER,
     "/api/v1/adherence": Access.VIEWER,
     "/api/v1/adherence/contracts": Access.VIEWER,
+    "/api/v1/incidents/at-risk": Access.VIEWER,
     "/capacity": Access.VIEWER,
     "/api/v1/capacity": Access.VIEWER,
     "/api/v1/portal/commitments": Access.PORTAL,
