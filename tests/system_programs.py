@@ -41,6 +41,18 @@ class SystemProgram:
         return f"apt-get install {flag}{self.package}"
 
 
+@dataclass(frozen=True)
+class SystemLibrary(SystemProgram):
+    """A shared library a Python package loads (found by the dynamic loader's own search)."""
+
+    def path(self) -> str | None:
+        import ctypes.util
+
+        return ctypes.util.find_library(self.name)
+
+
+OPENMP = SystemLibrary("gomp", "libgomp1")  # LightGBM's wheel links against it (the forecast)
+
 PROGRAMS = {
     p.name: p
     for p in (
@@ -51,6 +63,7 @@ PROGRAMS = {
         SystemProgram("prometheus-alertmanager", "prometheus-alertmanager"),
         SystemProgram("amtool", "prometheus-alertmanager"),
         SystemProgram("docker-compose", "docker-compose"),  # validates deploy/compose.yaml
+        OPENMP,
     )
 }
 
@@ -71,7 +84,7 @@ def require(name: str, program: SystemProgram | None = None) -> str:
     message = f"{SKIP_PREFIX} {program.name} (install: {program.install_hint})"
     if required():
         pytest.fail(f"{message}; {REQUIRE_VARIABLE} is set, so this fails rather than skips")
-    pytest.skip(message)
+    pytest.skip(message, allow_module_level=True)  # also from a module that needs it to import
 
 
 def can_install() -> bool:
