@@ -4,7 +4,8 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 # Test processes (pytest-xdist): most integration tests wait on a broker, a worker or a browser
-# rather than compute, so three share two cores.
+# rather than compute, so three share two cores; idle processes take queued tests from busy ones
+# (worksteal: the default `load` left one process with the long integration tests at the end).
 TEST_WORKERS ?= 3
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
@@ -25,7 +26,7 @@ run: $(STAMP)
 # installed from Debian where the machine can (root), else those tests skip naming what to install.
 test: $(STAMP)
 	$(BIN)/python -m tests.system_programs
-	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist worksteal --durations=15
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
