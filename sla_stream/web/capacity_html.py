@@ -18,17 +18,14 @@ import pygal
 from pygal.style import Style
 
 from sla_stream.web.charts import PALETTE, STYLE_ARGS, TARGET_COLOUR
+from sla_stream.web.page_css import FRAME_CSS
 
-CSS = """
+CSS = (
+    """
 :root { --ink:#212529; --muted:#6c757d; --line:#dee2e6; --bg:#f1f3f5; }
-* { box-sizing: border-box; }
-body { margin:0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans",
-  sans-serif; color:var(--ink); background:var(--bg); }
-header { background:#fff; border-bottom:1px solid var(--line); padding:10px 20px;
-  display:flex; align-items:baseline; gap:16px; flex-wrap:wrap; }
-header h1 { font-size:18px; margin:0; }
-header .asof { color:var(--muted); }
-main { max-width:1400px; margin:0 auto; padding:12px 20px 40px; }
+"""
+    + FRAME_CSS
+    + """
 .notice { background:#fff4e6; border:1px solid #ffd8a8; padding:8px 12px; border-radius:6px;
   margin:10px 0; }
 section.card { background:#fff; border:1px solid var(--line); border-radius:6px;
@@ -57,6 +54,7 @@ div.scroll { max-height:420px; overflow:auto; }
 pre { background:#f8f9fa; padding:8px; white-space:pre-wrap; }
 a { color:#1864ab; }
 """
+)
 _SCRIPT = re.compile(r"<script\b.*?</script>|<!--.*?-->", re.DOTALL)
 LEGEND = (
     ("ok", "staffed for the target"),

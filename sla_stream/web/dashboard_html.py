@@ -19,18 +19,15 @@ from sla_stream.web import charts
 from sla_stream.web.commitments import METRIC_WORDS, short_duration
 from sla_stream.web.dashboard_data import DEFAULT_SORT, Filters
 from sla_stream.web.page_budget import OTHERS
+from sla_stream.web.page_css import FRAME_CSS
 
-CSS = """
+CSS = (
+    """
 :root { --ink:#212529; --muted:#6c757d; --line:#dee2e6; --bad:#c92a2a; --warn:#e67700;
   --ok:#2b8a3e; --bg:#f1f3f5; }
-* { box-sizing: border-box; }
-body { margin:0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans",
-  sans-serif; color:var(--ink); background:var(--bg); }
-header { background:#fff; border-bottom:1px solid var(--line); padding:10px 20px;
-  display:flex; align-items:baseline; gap:16px; flex-wrap:wrap; }
-header h1 { font-size:18px; margin:0; }
-header .asof { color:var(--muted); }
-main { max-width:1400px; margin:0 auto; padding:12px 20px 40px; }
+"""
+    + FRAME_CSS
+    + """
 form.filters { display:flex; flex-wrap:wrap; gap:10px 14px; align-items:end; background:#fff;
   border:1px solid var(--line); border-radius:6px; padding:10px 14px; }
 form.filters label { display:flex; flex-direction:column; font-size:12px; color:var(--muted); }
@@ -67,6 +64,7 @@ form.filters select[multiple] { min-width:170px; }
 th a { color:inherit; text-decoration:none; }
 th a.on { color:var(--ink); }
 """
+)
 
 
 def _e(value: Any) -> str:
