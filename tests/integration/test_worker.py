@@ -485,11 +485,13 @@ async def test_finished_incidents_are_deleted_after_their_retention(
                 event("s-2", "INC-X1", "resolved", t1 + timedelta(seconds=2)),
             ]
         )
-        got = await alerts.wait_for(
-            lambda v: sum(a["incident_id"] == "INC-X1" for a in v) == 4, timeout_s=30
-        )
-        lives = [a for a in got if a["incident_id"] == "INC-X1"]
-        assert [a["kind"] for a in lives] == ["met", "met", "met", "met"]
+
+        # Count the mets: a tick between the first life's events may also send warnings
+        # that its late response then retracts (all the events are seconds in the past).
+        def mets(v: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            return [a for a in v if a["incident_id"] == "INC-X1" and a["kind"] == "met"]
+
+        lives = mets(await alerts.wait_for(lambda v: len(mets(v)) == 4, timeout_s=30))
         assert len({a["alert_id"] for a in lives}) == 4
         assert lives[2]["emitted_at"].startswith((t1 + timedelta(seconds=1)).isoformat()[:19])
     finally:
