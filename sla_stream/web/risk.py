@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 from sla_stream.web.access import Access
+from sla_stream.web.replies import json_reply
 
 if TYPE_CHECKING:
     from sla_stream.worker_app import SlaApp
@@ -24,15 +23,15 @@ def register_risk_views(sla_app: SlaApp) -> None:
         watch = sla_app.steps.risk
         if watch is None:
             body = {"error": "no forecast model configured (SLA_FORECAST_MODEL)"}
-            return view.bytes(orjson.dumps(body), content_type="application/json", status=404)
+            return json_reply(view, body, 404)
         try:
             limit = int(request.query.get("limit", DEFAULT_LIMIT))
         except ValueError:
             body = {"error": f"'limit' must be an integer, not {request.query.get('limit')!r}"}
-            return view.bytes(orjson.dumps(body), content_type="application/json", status=400)
+            return json_reply(view, body, 400)
         body = {
             "model_version": watch.model.version,
             "partitions": "this worker's",
             "incidents": watch.at_risk_now()[: max(limit, 0)],
         }
-        return view.bytes(orjson.dumps(body), content_type="application/json")
+        return json_reply(view, body)
