@@ -63,6 +63,24 @@ def spawn(args: list[str], env: dict[str, str], out: Path) -> subprocess.Popen[b
         )
 
 
+def signal_and_check_gone(
+    proc: subprocess.Popen[bytes],
+    sig: signal.Signals,
+    ports: list[int],
+    children: set[int],
+    out: Path,
+    *,
+    exit_s: float,
+    gone_s: float,
+) -> None:
+    """Send `sig`, then check that `proc` exits and its ports and children are gone in time."""
+    proc.send_signal(sig)
+    proc.wait(exit_s)
+    for port in ports:
+        wait_until(lambda p=port: not _accepts("127.0.0.1", p), gone_s, f"{port} open", out)
+    wait_until(lambda: not any(alive(p) for p in children), gone_s, "children alive", out)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGKILL])
 def test_the_broker_command_leaves_no_broker_behind(tmp_path: Path, sig: signal.Signals) -> None:
     port, out = free_port(), tmp_path / "out.txt"
@@ -71,11 +89,8 @@ def test_the_broker_command_leaves_no_broker_behind(tmp_path: Path, sig: signal.
         wait_until(lambda: _accepts("127.0.0.1", port), 30, "broker not listening", out)
         children = descendants(command.pid)
         assert children, "the broker command started no broker process"
-        command.send_signal(sig)
-        command.wait(20)
         # SIGKILL gives the command no chance: the broker dies of its parent's death.
-        wait_until(lambda: not _accepts("127.0.0.1", port), 10, "port still open", out)
-        wait_until(lambda: not any(alive(p) for p in children), 10, "broker still alive", out)
+        signal_and_check_gone(command, sig, [port], children, out, exit_s=20, gone_s=10)
     finally:
         if command.poll() is None:
             command.kill()
@@ -95,11 +110,8 @@ def test_the_demo_leaves_no_process_behind(tmp_path: Path, sig: signal.Signals) 
         wait_until(lambda: _accepts("127.0.0.1", web_port), 90, "worker not serving", out)
         children = descendants(demo.pid)
         assert len(children) >= 2, "expected the broker and the worker below the demo"
-        demo.send_signal(sig)
-        demo.wait(40)
-        wait_until(lambda: not _accepts("127.0.0.1", broker_port), 30, "broker port open", out)
-        wait_until(lambda: not _accepts("127.0.0.1", web_port), 30, "worker port open", out)
-        wait_until(lambda: not any(alive(p) for p in children), 30, "children alive", out)
+        ports = [broker_port, web_port]
+        signal_and_check_gone(demo, sig, ports, children, out, exit_s=40, gone_s=30)
     finally:
         if demo.poll() is None:
             demo.kill()
@@ -120,10 +132,8 @@ def test_a_worker_with_its_embedded_broker_leaves_no_process_behind(
         wait_until(lambda: _accepts("127.0.0.1", web_port), 90, "worker not serving", out)
         children = descendants(worker.pid)
         assert children, "the worker started no embedded broker"
-        worker.send_signal(sig)
-        worker.wait(40)
-        wait_until(lambda: not _accepts("127.0.0.1", broker_port), 30, "broker port open", out)
-        wait_until(lambda: not any(alive(p) for p in children), 30, "broker alive", out)
+        ports = [broker_port]
+        signal_and_check_gone(worker, sig, ports, children, out, exit_s=40, gone_s=30)
     finally:
         if worker.poll() is None:
             worker.kill()
