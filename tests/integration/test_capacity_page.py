@@ -22,7 +22,13 @@ import orjson
 from selenium.webdriver.common.by import By
 
 from tests.integration.harness import System
-from tests.integration.test_dashboard import browser, follow, table_rows, texts
+from tests.integration.test_dashboard import (
+    browser,
+    follow,
+    save_full_page,
+    table_rows,
+    texts,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 LOG = REPO / "examples" / "servicenow" / "data" / "incident_event_log.csv.gz"
@@ -134,12 +140,7 @@ async def test_the_capacity_page_shows_the_report_the_cli_wrote(
         assert f"today: {busiest['current']:g} agents, {100 * busiest['predicted']:.1f} %" in legend
         assert "target 80 %" in legend
         assert driver.find_elements(By.TAG_NAME, "script") == []
-        height = driver.execute_script(
-            "return document.documentElement.scrollHeight + window.outerHeight - window.innerHeight"
-        )
-        driver.set_window_size(1440, height)
-        SCREENSHOT.parent.mkdir(exist_ok=True)
-        assert driver.save_screenshot(str(SCREENSHOT))
+        save_full_page(driver, SCREENSHOT)
 
         # A short hour's cell opens its own curve, which reaches the target at the need.
         short_reached = [c for c in short if c["needed"] is not None]

@@ -182,13 +182,7 @@ async def test_browser_shows_the_scripted_figures_and_saves_the_screenshot(
         )
         assert all(r.startswith(origin) for r in resources), resources
         assert driver.find_elements(By.TAG_NAME, "script") == []
-        # The window's outer size includes what is not page: grow it until the page fits.
-        height = driver.execute_script(
-            "return document.documentElement.scrollHeight + window.outerHeight - window.innerHeight"
-        )
-        driver.set_window_size(1440, height)
-        SCREENSHOT.parent.mkdir(exist_ok=True)
-        assert driver.save_screenshot(str(SCREENSHOT))
+        save_full_page(driver, SCREENSHOT)
 
         # Drill-down: the contract's own figures, commitments and incidents.
         follow(
@@ -240,6 +234,17 @@ def follow(driver: webdriver.Chrome, element: Any) -> None:
             "return window.__slaOldPage === undefined && document.readyState === 'complete'"
         )
     )
+
+
+def save_full_page(driver: webdriver.Chrome, path: Path) -> None:
+    """Screenshot the whole page: the window's outer size includes what is not page, so grow it
+    until the page fits."""
+    height = driver.execute_script(
+        "return document.documentElement.scrollHeight + window.outerHeight - window.innerHeight"
+    )
+    driver.set_window_size(1440, height)
+    path.parent.mkdir(exist_ok=True)
+    assert driver.save_screenshot(str(path))
 
 
 def _rows(driver: webdriver.Chrome) -> list[tuple[str, str]]:

@@ -38,7 +38,13 @@ from sla_stream.web.dashboard_data import portfolio, series
 from sla_stream.web.dashboard_html import rate_text
 from sla_stream.web.page_budget import MAX_SERIES
 from tests.integration.harness import System, WorkerProcess
-from tests.integration.test_dashboard import browser, follow, table_rows, texts
+from tests.integration.test_dashboard import (
+    browser,
+    follow,
+    save_full_page,
+    table_rows,
+    texts,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples" / "servicenow"
@@ -237,11 +243,7 @@ async def test_the_whole_servicenow_log_on_the_dashboard(system: System, tmp_pat
             r["p90_s"] for r in by_p90 if r["p90_s"] is not None
         ]
         driver.get(worker.url("/?" + urlencode(SIX_MONTHS)))
-        height = driver.execute_script(
-            "return document.documentElement.scrollHeight + window.outerHeight - window.innerHeight"
-        )
-        driver.set_window_size(1440, height)
-        assert driver.save_screenshot(str(SCREENSHOT))
+        save_full_page(driver, SCREENSHOT)
         driver.set_window_size(1440, 1000)
 
         # A quarter by hour is 2,184 periods: shown by day, and the page says so.
