@@ -96,7 +96,11 @@ def _clock(c: ClockExplanation) -> str:
     tz = ZoneInfo(c.timezone)
     state = "breached" if c.breached else c.phase
     if c.deadline_at is None:
-        due = f"no deadline while paused ({_hours(c.remaining_s)} left)"
+        due = (
+            f"no deadline while paused ({_hours(c.remaining_s)} left)"
+            if c.remaining_s is not None
+            else "no deadline (paused when it ended)"
+        )
     else:
         word = "breached at" if c.breached else "due" if c.ended_at is None else "was due"
         due = f"{word} {_local(c.deadline_at, tz)}"

@@ -76,7 +76,10 @@ class ClockExplanation:
     segments: tuple[Segment, ...]
 
     @property
-    def remaining_s(self) -> float:
+    def remaining_s(self) -> float | None:
+        """Business seconds of the allowance left (negative once breached); None once ended."""
+        if self.phase not in OPEN_PHASES:
+            return None
         return round(self.allowance_s - self.elapsed_s, 6)
 
     def to_json(self) -> dict[str, Any]:
