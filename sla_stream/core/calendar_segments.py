@@ -38,11 +38,18 @@ def stretches(cal: BusinessCalendar, start: datetime, end: datetime) -> list[Str
     ts, te = to_us(start), to_us(end)
     if te <= ts:
         return []
-    labelled = _labelled(cal, ts, te)
+    labelled = sorted(_labelled(cal, ts, te))
     cuts = sorted({ts, te, *(x for s, e, _, _ in labelled for x in (s, e) if ts < x < te)})
     pieces: list[tuple[int, int, str, str | None]] = []
+    active: list[tuple[int, int, str, str | None]] = []
+    nxt = 0
     for a, b in pairwise(cuts):
-        kind, note = _label_at(labelled, a)
+        # A sweep: the intervals covering [a, b) are those started by `a` and not yet ended.
+        while nxt < len(labelled) and labelled[nxt][0] <= a:
+            active.append(labelled[nxt])
+            nxt += 1
+        active = [x for x in active if x[1] > a]
+        kind, note = _label_at(active, a)
         if pieces and pieces[-1][2:] == (kind, note):
             pieces[-1] = (pieces[-1][0], b, kind, note)
         else:
