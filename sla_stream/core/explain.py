@@ -144,7 +144,12 @@ def explain(state: IncidentState, contract: ContractRecord | None, now: datetime
     )
     terms = engine.terms_for(state, contract)
     if terms is None:
-        why = "no opened event yet" if state.opened_at is None else "parked: no contract terms"
+        if state.opened_at is not None:
+            why = "parked: no contract terms"
+        elif state.retired_lives and not state.events:
+            why = "retired: its record passed its retention"
+        else:
+            why = "no opened event yet"
         return replace(base, waiting=why)
     notes, final = _replay(state, contract, now)
     if final is None:

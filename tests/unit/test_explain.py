@@ -290,7 +290,10 @@ def test_an_incident_without_terms_says_why_it_has_no_clocks() -> None:
     explanation = explain(state, other, now)
     assert explanation.clocks == () and explanation.waiting == "parked: no contract terms"
     early = explain(state, record, utc("2026-03-02T08:00Z"))
-    assert early.clocks == () and early.waiting is not None
+    assert early.clocks == () and early.waiting == "not opened by 2026-03-02T08:00:00+00:00"
+    retired = state.retired()
+    assert retired is not None
+    assert explain(retired, record, now).waiting == "retired: its record passed its retention"
 
 
 # -- the property: segments partition each clock's life and sum to its elapsed --------------------
