@@ -15,7 +15,9 @@ from typing import Any
 
 import orjson
 import yaml
+from click.testing import CliRunner
 
+from sla_stream.cli import main
 from sla_stream.core import engine
 from sla_stream.core.contracts import parse_contracts
 from sla_stream.core.explain import explain
@@ -115,6 +117,16 @@ async def test_either_worker_explains_any_incident_and_the_portal_only_the_custo
         assert theirs == none == (404, {"error": "not found"})
         assert fetch(worker, explain_path(waiting, portal=True), TOKENS["acme-corp"])[0] == 404
         assert fetch(worker, explain_path("A3", portal=True))[0] == 401
+
+    # The command line asks a worker the same.
+    text = CliRunner().invoke(main, ["explain", "A3", "--url", w1.url("")])
+    assert text.exit_code == 0, text.output
+    assert (
+        "resolution P2: breached, 3:00:00 of 2:00:00 business time, "
+        "breached at 2026-07-05T11:00:00+00:00"
+    ) in text.stdout
+    missing = CliRunner().invoke(main, ["explain", "NO-SUCH-INCIDENT", "--url", w1.url("")])
+    assert missing.exit_code == 1 and "404 not found" in missing.output
 
     # The dashboard's open-incident rows link to the explanation.
     page = w1.get("/", timeout=30).decode()
