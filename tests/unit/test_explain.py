@@ -308,6 +308,8 @@ EVENT_KINDS = st.sampled_from(
         ("responded", {}),
         ("resolved", {}),
         ("reopened", {}),
+        ("closed", {}),
+        ("cancelled", {}),
     ]
 )
 START = datetime(2026, 3, 20, 6, tzinfo=UTC)  # a week before Europe's spring change
