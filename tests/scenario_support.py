@@ -47,6 +47,7 @@ class Scenario:
     outcomes: list[dict[str, Any]]
     ignored: dict[str, int] = field(default_factory=dict)
     parked: int | None = None
+    explain: list[dict[str, Any]] = field(default_factory=list)  # clocks explained at `until`
 
     def known_contracts(self) -> dict[str, ContractRecord]:
         known = {k: v for k, v in self.contracts.items() if k not in self.withheld}
@@ -95,6 +96,7 @@ def load_scenario(path: Path) -> Scenario:
         outcomes=list(expect.get("outcomes", [])),
         ignored=dict(expect.get("ignored", {})),
         parked=expect.get("parked"),
+        explain=list(expect.get("explain", [])),
     )
 
 

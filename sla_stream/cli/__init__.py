@@ -14,6 +14,7 @@ from sla_stream import __version__
 from sla_stream.cli.admin import resume_events_command
 from sla_stream.cli.capacity import capacity
 from sla_stream.cli.contracts import contracts
+from sla_stream.cli.explain import explain_command
 from sla_stream.cli.forecast import forecast_group
 from sla_stream.cli.generate import generate_command
 from sla_stream.cli.importers import import_group
@@ -71,6 +72,7 @@ def broker(host: str, port: int) -> None:
 for command in (worker, send, tail, demo):
     main.add_command(command)
 main.add_command(replay_command)
+main.add_command(explain_command)
 main.add_command(generate_command)
 main.add_command(contracts)
 main.add_command(import_group)

@@ -8,6 +8,7 @@ import click
 
 from sla_stream.cli.types import aware_instant
 from sla_stream.replay import INVALID_FILE, SHOWN_INVALID, replay_stream
+from sla_stream.replay_explain import ReplayRun
 
 
 @click.command("replay")
@@ -53,6 +54,8 @@ def replay_command(
         size = events_path.stat().st_size
         with events_path.open("rb") as source:
             summary = replay_stream(contracts, source, size, out_dir, end)
+    stdin = str(events_path) == "-"
+    ReplayRun(contracts_path, None if stdin else events_path, summary.until).write(out_dir)
     for number, reason in summary.invalid[:SHOWN_INVALID]:
         click.echo(f"{events_path}:{number}: skipped: {reason}", err=True)
     if len(summary.invalid) > SHOWN_INVALID:

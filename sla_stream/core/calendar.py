@@ -137,6 +137,10 @@ class BusinessCalendar:
         # different zones says False for the same instant (PEP 495's fold rules).
         return to_us(self.next_open(at)) == to_us(at)
 
+    def is_holiday(self, day: date) -> bool:
+        """Whether the local date `day` is a holiday (listed, or a public holiday of the region)."""
+        return day in self._holidays_of_year(day.year)
+
     # -- internals -------------------------------------------------------------------------
 
     def _block(self, index: int) -> Block:

@@ -219,6 +219,18 @@ class IncidentStore:
         raw = self.table.get(incident_id.encode())
         return None if raw is None else IncidentRecord.from_bytes(raw)
 
+    def load_active(self, incident_id: str, partitions: set[int]) -> IncidentRecord | None:
+        """The record of `incident_id` on one of `partitions` that this worker serves (a
+        standby copy of another worker's partition may lag behind, so it is not read)."""
+        store = self.table.data
+        key = store._encode_key(incident_id.encode())
+        for partition, db in list(getattr(store, "_dbs", {}).items()):
+            if partition in self.partitions and partition in partitions:
+                raw = db.get(key)
+                if raw is not None:
+                    return IncidentRecord.from_bytes(store._decode_value(raw))
+        return None
+
     def save(self, partition: int, incident_id: str, record: IncidentRecord) -> Any:
         """Write the record; returns the future of its changelog record (None without one)."""
         self.changelog.take()

@@ -18,6 +18,7 @@ from sla_stream.core.periods import STEPS
 from sla_stream.web import charts
 from sla_stream.web.commitments import METRIC_WORDS, short_duration
 from sla_stream.web.dashboard_data import DEFAULT_SORT, Filters
+from sla_stream.web.explain_path import explain_path
 from sla_stream.web.page_budget import OTHERS
 from sla_stream.web.page_css import FRAME_CSS
 
@@ -285,7 +286,8 @@ def at_risk_card(model: Mapping[str, Any]) -> str:
             cls = "soon"
         rows.append(
             f'<tr class="{cls}" data-incident="{_e(r["incident_id"])}" data-metric="{r["metric"]}">'
-            f"<td>{_e(r['incident_id'])}</td><td>{_e(r['contract_id'])}</td>"
+            f'<td><a href="{_e(explain_path(r["incident_id"]))}" title="how the deadline was '
+            f'derived">{_e(r["incident_id"])}</a></td><td>{_e(r["contract_id"])}</td>'
             f"<td>{_e(r['severity'])}</td><td>{METRIC_WORDS[r['metric']]}</td>"
             f"<td>{_e((r['due_at'] or '')[:16].replace('T', ' '))}</td>"
             f'<td class="num left">{_left(r)}</td>'

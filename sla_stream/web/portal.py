@@ -3,6 +3,7 @@
     GET /api/v1/portal/commitments   [contract]
     GET /api/v1/portal/incidents     [contract] [incident] [lifecycle=open|all]
     GET /api/v1/portal/adherence     [contract] [from] [to] [step] [metric]
+    GET /api/v1/portal/incidents/{incident_id}/explain   each clock's deadline, derived
 
 Every request carries `Authorization: Bearer <token>`. The worker knows tokens only by their
 SHA-256 digest, each naming its customer (`SLA_PORTAL_TOKEN_HASHES`, entries
@@ -38,11 +39,13 @@ from sla_stream.core.periods import next_period_start, period_start, quarter_of
 from sla_stream.core.terms import ContractRecord
 from sla_stream.web.auth import TokenSet, parse_entry
 from sla_stream.web.commitments import commitments_json
+from sla_stream.web.explain_path import PORTAL_EXPLAIN_ROUTE
 from sla_stream.web.open_incidents import IncidentFilter
 from sla_stream.web.replies import Reply, send_reply
 
 if TYPE_CHECKING:
     from sla_stream.web.cluster import Gathered
+    from sla_stream.web.explain import Found
     from sla_stream.worker_app import SlaApp
 
 log = logging.getLogger(__name__)
@@ -55,6 +58,7 @@ _PARAMS = {
     "commitments": {"contract", "customer"},
     "incidents": {"contract", "customer", "incident", "lifecycle"},
     "adherence": {"contract", "customer", "from", "to", "step", "metric"},
+    "explain": {"customer"},
 }
 NOT_FOUND = {"error": "not found"}
 # Endpoints whose figures cover a whole contract (every version, no customer in them).
@@ -69,6 +73,8 @@ class Backend(Protocol):
     async def incidents(self, flt: IncidentFilter, now: datetime) -> Gathered: ...
 
     async def adherence(self, params: Mapping[str, str]) -> tuple[int, Any]: ...
+
+    async def explain(self, incident_id: str, now: datetime) -> Found: ...
 
 
 def portal_tokens(entries: Iterable[str]) -> TokenSet:
@@ -229,6 +235,27 @@ class Portal:
             reports.append(body)
         return Reply(200, {"customer_id": customer, "as_of": now.isoformat(), "contracts": reports})
 
+    async def explain(
+        self, authorization: str | None, incident_id: str, params: Mapping[str, str]
+    ) -> Reply:
+        """An incident's explained deadlines (`core/explain.py`), if it is the customer's: one of
+        another customer, or none at all, is the same 404."""
+        scope = self._scope("explain", authorization, params)
+        if isinstance(scope, Reply):
+            return scope
+        customer, owned = scope
+        found = await self.backend.explain(incident_id, self.now())
+        body = found.explanation
+        if body is None and found.missing:
+            return Reply(
+                503,
+                {"error": "some partitions are not available", "missing": found.missing},
+                {"Retry-After": str(RETRY_AFTER_S)},
+            )
+        if body is None or body["customer_id"] != customer or body["contract_id"] not in owned:
+            return Reply(404, NOT_FOUND)
+        return Reply(200, body)
+
 
 class WorkerBackend:
     """The portal's reads on a worker: the contracts table, the cluster, the adherence API."""
@@ -249,6 +276,11 @@ class WorkerBackend:
 
     async def adherence(self, params: Mapping[str, str]) -> tuple[int, Any]:
         return await self.cluster.get_own(ADHERENCE_API, params)
+
+    async def explain(self, incident_id: str, now: datetime) -> Found:
+        from sla_stream.web.explain import find_explanation  # explain.py imports access.py
+
+        return await find_explanation(self.cluster, incident_id, now)
 
 
 def register_portal_views(sla_app: SlaApp, cluster: Any) -> Portal:
@@ -272,4 +304,10 @@ def register_portal_views(sla_app: SlaApp, cluster: Any) -> Portal:
             return endpoint
 
         sla_app.routes.page(f"{PREFIX}/{name}", Access.PORTAL, name=f"portal_{name}")(handler())
+
+    @sla_app.routes.page(PORTAL_EXPLAIN_ROUTE, Access.PORTAL, name="portal_explain")
+    async def explain_endpoint(view: Any, request: Any, **_: Any) -> Any:
+        auth, incident_id = request.headers.get("Authorization"), request.match_info["incident_id"]
+        return send_reply(view, await portal.explain(auth, incident_id, request.query))
+
     return portal

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 from sla_stream.web.capacity import register_capacity
 from sla_stream.web.cluster import Cluster, register_cluster_views
 from sla_stream.web.dashboard import register_dashboard
+from sla_stream.web.explain import register_explain_views
 from sla_stream.web.open_incidents import LocalIncidents
 from sla_stream.web.portal import WorkerBackend, register_portal_views
 
@@ -42,6 +43,7 @@ def register_site(sla_app: SlaApp, rollups: Rollups) -> Cluster:
     register_cluster_views(sla_app, cluster)
     backend = WorkerBackend(sla_app, cluster)
     register_portal_views(sla_app, cluster)
+    register_explain_views(sla_app, cluster)  # /api/v1/incidents/{incident_id}/explain
     register_dashboard(sla_app, rollups, cluster, backend)
     register_capacity(sla_app)
     return cluster

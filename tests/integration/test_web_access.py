@@ -48,13 +48,16 @@ EXPECTED = {
     "/api/v1/adherence": Access.VIEWER,
     "/api/v1/adherence/contracts": Access.VIEWER,
     "/api/v1/incidents/at-risk": Access.VIEWER,
+    "/api/v1/incidents/{incident_id}/explain": Access.VIEWER,
     "/capacity": Access.VIEWER,
     "/api/v1/capacity": Access.VIEWER,
     "/api/v1/portal/commitments": Access.PORTAL,
     "/api/v1/portal/incidents": Access.PORTAL,
     "/api/v1/portal/adherence": Access.PORTAL,
+    "/api/v1/portal/incidents/{incident_id}/explain": Access.PORTAL,
     "/api/v1/events": Access.INGEST,
     "/api/v1/cluster/incidents": Access.CLUSTER,
+    "/api/v1/cluster/explain": Access.CLUSTER,
     "/api/v1/admin/resume-events": Access.ADMIN,
     "/healthz": Access.OPEN,
     "/metrics": Access.OPEN,
@@ -101,8 +104,9 @@ class Served:
     async def request(self, path: str, headers: dict[str, str], **kw: Any) -> tuple[int, Any]:
         method = "POST" if EXPECTED.get(path) is Access.INGEST else "GET"
         body = b"[]" if method == "POST" else None
+        concrete = path.replace("{incident_id}", "INC-1")  # a route's path parameter filled in
         async with self.http.request(
-            method, self.server.make_url(path), headers=headers, data=body, **kw
+            method, self.server.make_url(concrete), headers=headers, data=body, **kw
         ) as response:
             await response.read()
             return response.status, response
