@@ -396,7 +396,17 @@ def commitments_card(commitments: Mapping[str, Any]) -> str:
             f"<tr><td>{_e(t['plain'])}</td><td>{_e(t['clause_id'])}</td>"
             f"<td>{_e(t['clause_title'])}</td></tr>"
             for t in version["targets"]
+        ) + "".join(
+            f'<tr data-level="{_e(lv["id"])}"><td>{_e(lv["plain"])}</td>'
+            f"<td>{_e(lv['clause_id'])}</td><td>{_e(lv['clause_title'])}</td></tr>"
+            for lv in version.get("service_levels", [])
         )
+        credit = version.get("service_credit")
+        if credit:
+            rows += (
+                f'<tr data-credit="1"><td>service credit: {_e(credit["plain"])}</td>'
+                f"<td>{_e(credit['clause_id'])}</td><td>{_e(credit['clause_title'])}</td></tr>"
+            )
         clauses = "".join(
             f"<li><b>{_e(c['id'])} {_e(c['title'])}</b>: {_e(c['text'])}</li>"
             for c in version["clauses"]
