@@ -128,14 +128,15 @@ TargetTable = dict[
 
 class ServiceLevelSpec(_Spec):
     """An aggregate target: `objective` % of a metric's clocks (at `severity`, or every
-    severity) settled within their allowance each `period`, under the contract's `clause`."""
+    severity) settled within their allowance each `period`, under the contract's `clause`
+    (default: the clause of the targets it measures, when they share one)."""
 
     id: Name
     metric: Metric
     severity: Severities | None = None
     objective: Percent
     period: Literal["month", "quarter"] = "month"
-    clause: Name
+    clause: Name | None = None
 
 
 class CreditStep(_Spec):

@@ -10,6 +10,9 @@ Resolution of one target (a metric at a severity), most specific first:
 - clause: a clause covering that metric at that severity, else one covering the metric at
   every severity. Every target needs exactly one.
 
+Service levels (aggregate targets per month or quarter) and the service credit are resolved in
+`service_level_terms.py`.
+
 A clock that pauses stops accruing while the incident's status is one of the contract's
 `pause_statuses` (default: `pending_customer`, `awaiting_customer`).
 
@@ -37,23 +40,14 @@ from sla_stream.core.contract_file import (
     ContractsFile,
     ContractSpec,
     CoverSpec,
-    ServiceCreditSpec,
-    ServiceLevelSpec,
     TargetSpec,
     TierRule,
     read_file_model,
 )
 from sla_stream.core.errors import InvalidContract
 from sla_stream.core.models import METRICS, SEVERITIES
-from sla_stream.core.terms import (
-    DEFAULT_WARNING_THRESHOLDS,
-    ContractRecord,
-    ContractTerms,
-    CreditStep,
-    ServiceCredit,
-    ServiceLevel,
-    Target,
-)
+from sla_stream.core.service_level_terms import service_credit_of, service_levels_of
+from sla_stream.core.terms import DEFAULT_WARNING_THRESHOLDS, ContractRecord, ContractTerms, Target
 
 ALWAYS_OPEN = "24x7"
 DEFAULT_PAUSE_STATUSES: tuple[str, ...] = ("pending_customer", "awaiting_customer")
@@ -224,80 +218,8 @@ class _Resolver:
             calendars={name: self.calendars[name].block for name in used},
             targets=targets,
             clauses={k.id: {"title": k.title, "text": k.text} for k in c.clauses},
-            service_levels=self._service_levels(index, c, tier_name, targets),
-            service_credit=self._service_credit(index, c, tier_name),
-        )
-
-    def _clause(self, c: ContractSpec, clause_id: str, path: str) -> ClauseSpec:
-        for clause in c.clauses:
-            if clause.id == clause_id:
-                return clause
-        known = ", ".join(k.id for k in c.clauses)
-        raise self.fail(f"names no clause of the contract (its clauses: {known})", path, clause_id)
-
-    def _service_levels(
-        self, index: int, c: ContractSpec, tier_name: str, targets: tuple[Target, ...]
-    ) -> tuple[ServiceLevel, ...]:
-        """The tier's service levels with the contract's added (a contract's replaces the
-        tier's of the same id); each must name a clause of the contract and measure targets
-        the contract has."""
-        chosen: dict[str, tuple[ServiceLevelSpec, str]] = {}
-        for j, spec in enumerate(self.spec.tiers[tier_name].service_levels):
-            chosen[spec.id] = (spec, f"tiers.{tier_name}.service_levels[{j}]")
-        seen: set[str] = set()
-        for j, spec in enumerate(c.service_levels):
-            path = f"contracts[{index}].service_levels[{j}]"
-            if spec.id in seen:
-                raise self.fail("duplicate service level id", f"{path}.id", spec.id)
-            seen.add(spec.id)
-            chosen[spec.id] = (spec, path)
-        out = []
-        for spec, path in chosen.values():
-            clause = self._clause(c, spec.clause, f"{path}.clause")
-            severities = spec.severity or ()
-            for severity in severities or SEVERITIES:
-                if any(t.metric == spec.metric and t.severity == severity for t in targets):
-                    break
-            else:
-                raise self.fail(
-                    "the contract has no target this service level could measure",
-                    f"{path}.metric",
-                    spec.metric,
-                )
-            out.append(
-                ServiceLevel(
-                    id=spec.id,
-                    metric=spec.metric,
-                    severities=tuple(sorted(set(severities), key=SEVERITIES.index)),
-                    objective_percent=spec.objective,
-                    period=spec.period,
-                    clause_id=clause.id,
-                    clause_title=clause.title,
-                )
-            )
-        return tuple(out)
-
-    def _service_credit(self, index: int, c: ContractSpec, tier_name: str) -> ServiceCredit | None:
-        spec: ServiceCreditSpec | None = c.service_credit
-        path = f"contracts[{index}].service_credit"
-        if spec is None:
-            spec = self.spec.tiers[tier_name].service_credit
-            path = f"tiers.{tier_name}.service_credit"
-        if spec is None:
-            return None
-        clause = self._clause(c, spec.clause, f"{path}.clause")
-        if spec.monthly_fee is None and c.value is None:
-            raise self.fail(
-                "a service credit needs the contract's value (a year's fee) or a monthly_fee",
-                f"{path}.monthly_fee",
-            )
-        return ServiceCredit(
-            clause_id=clause.id,
-            clause_title=clause.title,
-            percent_per_miss=spec.percent_per_miss,
-            steps=tuple(CreditStep(misses=s.misses, percent=s.percent) for s in spec.steps or ()),
-            cap_percent=spec.cap,
-            monthly_fee=spec.monthly_fee if spec.monthly_fee is not None else c.value / 12,
+            service_levels=service_levels_of(tier, tier_name, c, index, targets, self.fail),
+            service_credit=service_credit_of(tier, tier_name, c, index, self.fail),
         )
 
     def _zone(self, name: str, path: str) -> ZoneInfo:

@@ -91,6 +91,20 @@ def test_a_tier_service_level_is_inherited_and_a_contract_one_replaces_it_by_id(
     assert levels["any-response"].objective_percent == 70.0  # the tier's
 
 
+def test_a_service_level_without_a_clause_takes_the_clause_of_its_targets() -> None:
+    data = with_levels()
+    del data["contracts"][0]["service_levels"][0]["clause"]
+    level = record_of(data).versions[0].service_levels[0]
+    assert (level.clause_id, level.clause_title) == ("4.1", "Response")
+    data["contracts"][0]["clauses"][0]["covers"] = [{"metric": "first_response", "severity": "P1"}]
+    data["contracts"][0]["clauses"][2]["covers"] = [{"metric": "first_response", "severity": "P3"}]
+    data["contracts"][0]["service_levels"][0]["severity"] = ["P1", "P3"]
+    with pytest.raises(InvalidContract) as caught:
+        parse_contracts(data, file=FILE)
+    assert caught.value.path == "contracts[0].service_levels[0].clause"
+    assert "4.1, 9.1" in str(caught.value)
+
+
 REFUSALS = [
     # (change to the contract, path, value)
     (
