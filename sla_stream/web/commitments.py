@@ -106,8 +106,8 @@ def credit_words(credit: ServiceCredit, currency: str | None) -> str:
     if credit.percent_per_miss is not None:
         rule = f"{credit.percent_per_miss:g} % of the period's fee per missed service level"
     else:
-        rule = "of the period's fee, by missed service levels: " + ", ".join(
-            f"{s.misses}+ {s.percent:g} %" for s in credit.steps
+        rule = "of the period's fee, by service levels missed in it: " + ", ".join(
+            f"{s.percent:g} % from {s.misses}" for s in credit.steps
         )
     fee = f"{credit.monthly_fee:,.2f}{' ' + currency if currency else ''} a month"
     cap = f", at most {credit.cap_percent:g} %" if credit.cap_percent is not None else ""
@@ -152,6 +152,22 @@ def terms_json(terms: ContractTerms, at: datetime) -> dict[str, Any]:
             }
             for t in targets
         ],
+        **service_levels_json(terms),
+        "clauses": [
+            {
+                "id": cid,
+                "title": terms.clauses.get(cid, {}).get("title", ""),
+                "text": terms.clauses.get(cid, {}).get("text", ""),
+            }
+            for cid in cited
+        ],
+    }
+
+
+def service_levels_json(terms: ContractTerms) -> dict[str, Any]:
+    """A version's service levels and its credit clause, each with its plain words."""
+    credit = terms.service_credit
+    return {
         "service_levels": [
             {
                 "id": lv.id,
@@ -177,14 +193,6 @@ def terms_json(terms: ContractTerms, at: datetime) -> dict[str, Any]:
             "currency": terms.currency,
             "plain": credit_words(credit, terms.currency),
         },
-        "clauses": [
-            {
-                "id": cid,
-                "title": terms.clauses.get(cid, {}).get("title", ""),
-                "text": terms.clauses.get(cid, {}).get("text", ""),
-            }
-            for cid in cited
-        ],
     }
 
 
