@@ -8,12 +8,14 @@ count, so the two give the same alerts:
 - after an outcome changes a period's counts, a service level covering its metric and severity
   whose headroom that change brought down to 1 or 0 gives `target_headroom`, emitted at the
   outcome's `settled_at`;
-- the first outcome of a contract settled in a later period than the watch has seen closes the
-  periods before it: each missed service level of those gives `target_missed`, emitted at the
-  period's end. A watch that starts afresh (a restarted worker) closes only the period just
-  before, and sends again what it may have sent (the ids are the same, so notifiers drop them).
-  A contract with no clock settling after a period's end has that period judged in the report
-  and on the dashboard, and alerted with its next settled clock.
+- the first outcome of a contract settled in a later period than the watch has seen, or the
+  rollup's time passing `CLOSE_GRACE` after a period's end (the latest `settled_at` counted on
+  the rollup's partition, of any contract: event time, so a backfill of old history closes its
+  periods as it goes), closes the periods before: each missed service level of those gives
+  `target_missed`, emitted at the period's end. A count landing in a closed period judges it
+  again (a late event can make it missed). A watch that starts afresh (a restarted worker)
+  closes only the period just before, and sends again what it may have sent (the ids are the
+  same, so notifiers drop them).
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ from sla_stream.core.periods import next_period_start, period_start
 from sla_stream.core.terms import ContractRecord
 
 _TICK = timedelta(microseconds=1)
+# A period is closed by time this long after its end in the rollup's time, so that clocks
+# settled just before its end and counted a little out of order are in it first.
+CLOSE_GRACE = timedelta(hours=1)
 
 
 def counts_from(buckets: Iterable[Bucket]) -> sl.CountsOf:
@@ -172,7 +177,10 @@ def has_levels(record: ContractRecord | None) -> bool:
 
 
 class ServiceLevelWatch:
-    """Alerts from a rollup's changes, for the contracts that have service levels."""
+    """Alerts from a rollup's changes and from time passing, for contracts with service levels.
+
+    `latest` holds, per contract and period length, the start of the period the watch counts
+    as current: every period before it has been judged (closed)."""
 
     def __init__(self) -> None:
         self.sent: set[str] = set()
@@ -191,7 +199,21 @@ class ServiceLevelWatch:
         if record is None or not has_levels(record):
             return []
         alerts = self._headroom(record, tz, outcome, delta, counts_of)
+        alerts += self._rejudged(record, tz, outcome.settled_at, counts_of)
         alerts += self._closed(record, tz, outcome.settled_at, counts_of)
+        return self._fresh(alerts)
+
+    def at_time(
+        self, record: ContractRecord | None, tz: str, now: datetime, counts_of: sl.CountsOf
+    ) -> list[Alert]:
+        """Close the periods that ended `CLOSE_GRACE` or more before `now`, the rollup's time
+        (the latest `settled_at` it counted, of any contract): a contract whose clocks went
+        quiet has its missed periods alerted as the others' clocks move on."""
+        if record is None or not has_levels(record):
+            return []
+        return self._fresh(self._closed(record, tz, now - CLOSE_GRACE, counts_of))
+
+    def _fresh(self, alerts: list[Alert]) -> list[Alert]:
         fresh = [a for a in alerts if a.alert_id not in self.sent]
         self.sent.update(a.alert_id for a in fresh)
         return fresh
@@ -210,7 +232,9 @@ class ServiceLevelWatch:
             start = period_start(at, tz, period)  # type: ignore[arg-type]
             end = next_period_start(start, tz, period)  # type: ignore[arg-type]
             terms = sl.terms_for_period(record, start, end)
-            for level in terms.service_levels if terms else ():
+            if terms is None or start < self.latest.get((record.contract_id, period), start):
+                continue  # a late count in a closed period: see `_rejudged`
+            for level in terms.service_levels:
                 if level.period != period or not level.covers(outcome.metric, outcome.severity):
                     continue
                 after = counts_of(level.metric, level.severities, start, end)
@@ -218,7 +242,22 @@ class ServiceLevelWatch:
                 if sl.headroom_crossed(level.objective_percent, before, after) is None:
                     continue
                 judged = sl.judge(level, start, tz, after, at)
-                out.append(sl.level_alert(terms, judged, "target_headroom", at))  # type: ignore[arg-type]
+                out.append(sl.level_alert(terms, judged, "target_headroom", at))
+        return out
+
+    def _rejudged(
+        self, record: ContractRecord, tz: str, at: datetime, counts_of: sl.CountsOf
+    ) -> list[Alert]:
+        """A count that lands in a period already closed (a late event, a re-settled clock)
+        judges it again: a period it makes missed is alerted then."""
+        out = []
+        for period in ("month", "quarter"):
+            start = period_start(at, tz, period)  # type: ignore[arg-type]
+            latest = self.latest.get((record.contract_id, period))
+            if latest is not None and start < latest:
+                end = next_period_start(start, tz, period)  # type: ignore[arg-type]
+                judgement = sl.evaluate(record, tz, start, end, end, counts_of)
+                out += _missed_alerts(judgement, period)
         return out
 
     def _closed(
@@ -235,11 +274,11 @@ class ServiceLevelWatch:
             before = period_start(current - _TICK, tz, period)  # type: ignore[arg-type]
             first = seen if seen is not None else before
             judgement = sl.evaluate(record, tz, first, current, current, counts_of)
-            out += _missed_alerts(record, judgement, period)
+            out += _missed_alerts(judgement, period)
         return out
 
 
-def _missed_alerts(record: ContractRecord, judgement: sl.Judgement, period: str) -> list[Alert]:
+def _missed_alerts(judgement: sl.Judgement, period: str) -> list[Alert]:
     credit_of = {(c.period, c.start): c.percent for c in judgement.credits}
     out = []
     for j in judgement.levels:
@@ -252,24 +291,33 @@ def _missed_alerts(record: ContractRecord, judgement: sl.Judgement, period: str)
 
 
 class ReplayLevels:
-    """The replay's twin of the worker's rollup and watch, for contracts with service levels."""
+    """The replay's twin of the worker's rollup and watch, for contracts with service levels.
+
+    Its time is the latest `settled_at` counted, as a rollup partition's is (the replay is one
+    timeline: one partition)."""
 
     def __init__(self) -> None:
         self.counts = PeriodCounts()
         self.watch = ServiceLevelWatch()
         self.seen: dict[str, sl.Counts | None] = {}  # outcome id -> what it added (None: gone)
+        self.contracts: dict[str, ContractRecord] = {}  # those with service levels, as counted
+        self.time: datetime | None = None
 
     def after_outcome(self, outcome: Outcome, record: ContractRecord | None) -> list[Alert]:
-        if record is None or not has_levels(record):
-            return []
-        delta = self._delta(outcome)
-        if delta is None:
-            return []
-        tz = contract_zone(record)
-        self.counts.record(outcome, tz, delta)
-        return self.watch.after_outcome(
-            record, tz, outcome, delta, self.counts.of(outcome.contract_id)
-        )
+        self.time = outcome.settled_at if self.time is None else max(self.time, outcome.settled_at)
+        alerts: list[Alert] = []
+        if record is not None and has_levels(record):
+            delta = self._delta(outcome)
+            if delta is not None:
+                tz = contract_zone(record)
+                self.contracts[record.contract_id] = record
+                self.counts.record(outcome, tz, delta)
+                counts_of = self.counts.of(outcome.contract_id)
+                alerts += self.watch.after_outcome(record, tz, outcome, delta, counts_of)
+        for contract_id, known in sorted(self.contracts.items()):
+            counts_of = self.counts.of(contract_id)
+            alerts += self.watch.at_time(known, contract_zone(known), self.time, counts_of)
+        return alerts
 
     def _delta(self, outcome: Outcome) -> sl.Counts | None:
         """What an outcome changes, as the rollup's `Bucket.apply` counts it (None: nothing)."""

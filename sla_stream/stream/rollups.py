@@ -114,6 +114,8 @@ class Rollups:
         self.level_counts = PeriodCounts(self._level_counts)
         self.watch = ServiceLevelWatch()
         self.alerts: list[Alert] = []  # service-level alerts for the agent to send
+        self.level_contracts: dict[str, int] = {}  # contracts with service levels -> partition
+        self.partition_time: dict[int, datetime] = {}  # the latest settled_at counted there
 
     # -- the agent's single step: decode -> bucket -> one write -> gauge ------------------------
 
@@ -137,12 +139,28 @@ class Rollups:
         self.table[raw_key] = bucket.to_bytes()
         delta = Counts(bucket.met - before[0], bucket.breached - before[1])
         self._add_total(key, delta.met, delta.breached)
+        self._service_levels(outcome, record, partition, delta)
+        return True
+
+    def _service_levels(
+        self, outcome: Outcome, record: ContractRecord | None, partition: int, delta: Counts
+    ) -> None:
+        """Queue what an outcome raises for its contract's service levels, and for those of
+        the partition's other contracts whose periods the partition's time has closed."""
         if has_levels(record):
+            self.level_contracts[outcome.contract_id] = partition
             tz = contract_zone(record)
             self.level_counts.record(outcome, tz, delta)
             counts_of = self.level_counts.of(outcome.contract_id)
             self.alerts += self.watch.after_outcome(record, tz, outcome, delta, counts_of)
-        return True
+        held = self.partition_time.get(partition)
+        now = outcome.settled_at if held is None else max(held, outcome.settled_at)
+        self.partition_time[partition] = now
+        for contract_id, where in sorted(self.level_contracts.items()):
+            known = self.contract(contract_id) if where == partition else None
+            if known is not None:
+                counts_of = self.level_counts.of(contract_id)
+                self.alerts += self.watch.at_time(known, contract_zone(known), now, counts_of)
 
     def _level_counts(
         self, contract_id: str, metric: str, severity: str, start: datetime, end: datetime
@@ -188,6 +206,8 @@ class Rollups:
         if actives == self.partitions:
             return
         self.level_counts.clear()  # another worker may have counted some periods meanwhile
+        self.level_contracts = {c: p for c, p in self.level_contracts.items() if p in actives}
+        self.partition_time = {p: t for p, t in self.partition_time.items() if p in actives}
         fresh = totals(self._local_buckets(actives))
         for k in set(self.totals) - set(fresh):
             self.totals.pop(k, None)

@@ -430,3 +430,26 @@ def test_the_watch_alerts_once_per_level_and_closes_a_month_at_the_next_one() ->
     assert counts_from([])(
         "first_response", (), at("2026-03-01T00:00:00Z"), at("2026-04-01T00:00:00Z")
     ) == Counts(0, 0)
+
+
+def test_time_closes_a_quiet_contract_and_a_late_count_judges_a_closed_period_again() -> None:
+    """March ends with 19/20 (met). The contract goes quiet; another contract's clocks move the
+    rollup's time on, and an hour after March's end (the close grace) it is closed, with no
+    alert. A breach settled in March counted later makes it 19/21: missed, alerted then, with
+    the period's end as its instant; a repeat of the closing sends nothing."""
+    record = record_of(with_levels())
+    other = record_of(base())  # no service levels
+    twin = ReplayLevels()
+    for n in range(19):
+        twin.after_outcome(outcome(n, True, "2026-03-10T10:00:00+01:00"), record)
+    twin.after_outcome(outcome(50, False, "2026-03-11T10:00:00+01:00"), record)
+    assert twin.after_outcome(outcome(60, True, "2026-04-01T00:59:00+02:00"), other) == []
+    assert twin.watch.latest[("c-1", "month")] == at("2026-03-01T00:00:00+01:00")  # still open
+    assert twin.after_outcome(outcome(61, True, "2026-04-01T01:00:00+02:00"), other) == []
+    assert twin.watch.latest[("c-1", "month")] == at("2026-04-01T00:00:00+02:00")  # closed, met
+    late = twin.after_outcome(outcome(51, False, "2026-03-31T23:00:00+02:00"), record)
+    assert [(a.kind, a.period, a.numerator, a.denominator) for a in late] == [
+        ("target_missed", "2026-03", 19, 21)
+    ]  # and no headroom alert for a closed period
+    assert late[0].emitted_at == at("2026-04-01T00:00:00+02:00")
+    assert twin.after_outcome(outcome(62, True, "2026-04-02T00:00:00+02:00"), other) == []
