@@ -138,8 +138,7 @@ class PeriodCounts:
     def record(self, outcome: Outcome, tz: str, delta: sl.Counts) -> None:
         """Add what an outcome changed (after its bucket was written)."""
         for period in ("month", "quarter"):
-            start = period_start(outcome.settled_at, tz, period)  # type: ignore[arg-type]
-            end = next_period_start(start, tz, period)  # type: ignore[arg-type]
+            start, end = bounds(outcome.settled_at, tz, period)
             key = (outcome.contract_id, outcome.metric, outcome.severity, start, end)
             held = self.cache.get(key)
             if held is not None:
@@ -172,8 +171,23 @@ class PeriodCounts:
         return counts_of
 
 
+_BOUNDS: dict[tuple[str, str], tuple[datetime, datetime]] = {}
+
+
+def bounds(at: datetime, tz: str, period: str) -> tuple[datetime, datetime]:
+    """The start and end of the month or quarter holding `at` (the last one asked is kept per
+    zone: outcomes come roughly in time order, and computing periods dominated the watch)."""
+    held = _BOUNDS.get((tz, period))
+    if held is not None and held[0] <= at < held[1]:
+        return held
+    start = period_start(at, tz, period)  # type: ignore[arg-type]
+    found = (start, next_period_start(start, tz, period))  # type: ignore[arg-type]
+    _BOUNDS[(tz, period)] = found
+    return found
+
+
 def has_levels(record: ContractRecord | None) -> bool:
-    return record is not None and any(True for _ in sl.levels_of(record))
+    return record is not None and any(v.service_levels for v in record.versions)
 
 
 class ServiceLevelWatch:
@@ -185,6 +199,7 @@ class ServiceLevelWatch:
     def __init__(self) -> None:
         self.sent: set[str] = set()
         self.latest: dict[tuple[str, str], datetime] = {}  # (contract, month|quarter) -> start
+        self.latest_end: dict[tuple[str, str], datetime] = {}  # ... and that period's end
 
     def after_outcome(
         self,
@@ -229,8 +244,7 @@ class ServiceLevelWatch:
         out = []
         at = outcome.settled_at
         for period in ("month", "quarter"):
-            start = period_start(at, tz, period)  # type: ignore[arg-type]
-            end = next_period_start(start, tz, period)  # type: ignore[arg-type]
+            start, end = bounds(at, tz, period)
             terms = sl.terms_for_period(record, start, end)
             if terms is None or start < self.latest.get((record.contract_id, period), start):
                 continue  # a late count in a closed period: see `_rejudged`
@@ -252,10 +266,9 @@ class ServiceLevelWatch:
         judges it again: a period it makes missed is alerted then."""
         out = []
         for period in ("month", "quarter"):
-            start = period_start(at, tz, period)  # type: ignore[arg-type]
+            start, end = bounds(at, tz, period)
             latest = self.latest.get((record.contract_id, period))
             if latest is not None and start < latest:
-                end = next_period_start(start, tz, period)  # type: ignore[arg-type]
                 judgement = sl.evaluate(record, tz, start, end, end, counts_of)
                 out += _missed_alerts(judgement, period)
         return out
@@ -265,12 +278,15 @@ class ServiceLevelWatch:
     ) -> list[Alert]:
         out = []
         for period in ("month", "quarter"):
-            current = period_start(at, tz, period)  # type: ignore[arg-type]
             key = (record.contract_id, period)
+            if at < self.latest_end.get(key, at):
+                continue  # still inside the current period: the common case, kept cheap
+            current = period_start(at, tz, period)  # type: ignore[arg-type]
             seen = self.latest.get(key)
             if seen is not None and seen >= current:
                 continue
             self.latest[key] = current
+            self.latest_end[key] = next_period_start(current, tz, period)  # type: ignore[arg-type]
             before = period_start(current - _TICK, tz, period)  # type: ignore[arg-type]
             first = seen if seen is not None else before
             judgement = sl.evaluate(record, tz, first, current, current, counts_of)

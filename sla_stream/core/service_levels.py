@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from fractions import Fraction
+from functools import lru_cache
 from typing import Literal, NamedTuple
 
 from sla_stream.core.models import SEVERITIES, Alert
@@ -55,15 +56,21 @@ class Counts(NamedTuple):
 CountsOf = Callable[[str, tuple[str, ...], datetime, datetime], Counts]
 
 
+@lru_cache(maxsize=256)
+def _percent(objective_percent: float) -> Fraction:
+    # Exact: 99.9 is 999/10, not the binary float nearest to it.
+    return Fraction(str(objective_percent))
+
+
 def headroom(objective_percent: float, counts: Counts) -> int:
     """Breaches the period can still take (no further met clock) and meet the objective."""
-    objective = Fraction(str(objective_percent)) / 100
+    objective = _percent(objective_percent) / 100
     return int(counts.met / objective) - counts.met - counts.breached  # floor: both >= 0
 
 
 def meets(objective_percent: float, counts: Counts) -> bool:
     """The figure reaches the objective (exactly, without float rounding); vacuous at 0/0."""
-    return counts.met * 100 >= Fraction(str(objective_percent)) * counts.settled
+    return counts.met * 100 >= _percent(objective_percent) * counts.settled
 
 
 @dataclass(frozen=True)
