@@ -14,6 +14,7 @@ from sla_stream.core.contracts import parse_contracts
 from sla_stream.core.errors import InvalidContract
 from sla_stream.core.models import Outcome
 from sla_stream.core.terms import ContractRecord, ServiceCredit
+from sla_stream.notify.alertmanager import AlertBook
 from tests.unit.test_contracts import FILE, base
 
 Counts = sl.Counts
@@ -453,3 +454,13 @@ def test_time_closes_a_quiet_contract_and_a_late_count_judges_a_closed_period_ag
     ]  # and no headroom alert for a closed period
     assert late[0].emitted_at == at("2026-04-01T00:00:00+02:00")
     assert twin.after_outcome(outcome(62, True, "2026-04-02T00:00:00+02:00"), other) == []
+
+
+def test_the_alertmanager_bridge_does_not_route_service_level_alerts() -> None:
+    terms = record_of(with_levels()).versions[0]
+    start = at("2026-03-01T00:00:00+01:00")
+    judged = sl.judge(terms.service_levels[0], start, "Europe/Berlin", Counts(1, 5), start)
+    book = AlertBook()
+    for kind in ("target_missed", "target_headroom"):
+        assert not book.apply(sl.level_alert(terms, judged, kind, start), 0, start.timestamp())
+    assert len(book) == 0
