@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sla_stream.analytics.service_levels import ReplayLevels, counts_from
 from sla_stream.core import service_levels as sl
@@ -203,6 +205,24 @@ def test_headroom_and_meets(
 ) -> None:
     assert sl.headroom(objective, Counts(met, breached)) == headroom
     assert sl.meets(objective, Counts(met, breached)) is meets
+
+
+@given(
+    objective=st.integers(min_value=1, max_value=1000).map(lambda n: n / 10),  # 0.1 .. 100.0
+    met=st.integers(min_value=0, max_value=5000),
+    breached=st.integers(min_value=0, max_value=500),
+)
+def test_headroom_is_exactly_the_breaches_the_period_can_take(
+    objective: float, met: int, breached: int
+) -> None:
+    """headroom_is_exact: that many more breaches still meet the objective, one more does not;
+    a negative headroom means the figure is already below it."""
+    h = sl.headroom(objective, Counts(met, breached))
+    if h >= 0:
+        assert sl.meets(objective, Counts(met, breached + h))
+        assert not sl.meets(objective, Counts(met, breached + h + 1))
+    else:
+        assert not sl.meets(objective, Counts(met, breached))
 
 
 @pytest.mark.parametrize(
