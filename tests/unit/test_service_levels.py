@@ -484,3 +484,46 @@ def test_the_alertmanager_bridge_does_not_route_service_level_alerts() -> None:
     for kind in ("target_missed", "target_headroom"):
         assert not book.apply(sl.level_alert(terms, judged, kind, start), 0, start.timestamp())
     assert len(book) == 0
+
+
+def test_the_report_from_a_replay_shows_the_scenario_month_and_its_credit(tmp_path: Any) -> None:
+    """The scenario's April by hand: P1/P2 first responses 3 met of 5 settled (60 % < 75 %),
+    missed; resolutions 6/6 met; one missed level, 10 % of 1000 EUR: 100.00 EUR in 2026-Q2.
+    May, in progress on 2026-05-10: 1/1, headroom 0: the next breach (1/2 = 50 %) misses it."""
+    from sla_stream.analytics.report import render, reports_from_replay
+    from sla_stream.replay import replay_events
+    from tests.scenario_support import SCENARIOS, load_scenario
+
+    scenario = load_scenario(SCENARIOS / "service-level-missed-with-credit.yaml")
+    _, outcomes, _ = replay_events(scenario.events(), scenario.contracts, scenario.until)
+    (tmp_path / "outcomes.jsonl").write_bytes(b"".join(o.to_json() + b"\n" for o in outcomes))
+    reports = reports_from_replay(
+        tmp_path,
+        scenario.contracts,
+        "2026-04-01",
+        "2026-06-01",
+        "quarter",
+        now=at("2026-05-10T00:00:00Z"),
+    )
+    levels = reports[0]["service_levels"]
+    april = [p for p in levels["periods"] if p["label"] == "2026-04"]
+    assert [(p["service_level"], p["numerator"], p["denominator"], p["status"]) for p in april] == [
+        ("p1p2-response", 3, 5, "missed"),
+        ("resolution", 6, 6, "met"),
+    ]
+    may = next(
+        p for p in levels["periods"] if p["label"] == "2026-05" and p["metric"] == "first_response"
+    )
+    assert (may["status"], may["headroom"], may["numerator"], may["denominator"]) == (
+        "in_progress",
+        0,
+        1,
+        1,
+    )
+    assert levels["credits_per_quarter"] == {"2026-Q2": 100.0}
+    table = render(reports, "table")
+    assert "2026-04  p1p2-response  P1/P2     first_response  75 %       60.00 % (3/5)" in table
+    assert "in progress: 1 more breach and it is missed" in table
+    assert "2026-Q2  100.00 EUR  2026-04 (1 missed, 10 %)" in table
+    csv_rows = render(reports, "csv").splitlines()
+    assert any(r.startswith("targets,UTC,credit,") and ",1,10.0,100.0,EUR" in r for r in csv_rows)
