@@ -22,6 +22,7 @@ from typing import IO
 
 import click
 
+from sla_stream.analytics.service_levels import ReplayLevels
 from sla_stream.core import engine
 from sla_stream.core.clock import utc
 from sla_stream.core.engine import IncidentState, Result
@@ -94,6 +95,7 @@ class Replayer:
         self.summary = ReplaySummary()
         self._live: dict[str, tuple[str, bool]] = {}  # outcome_id -> (metric, met)
         self._scheduled: dict[str, datetime] = {}  # incident -> its live heap entry's instant
+        self.levels = ReplayLevels()  # service-level alerts, as the worker's rollup sends them
 
     def event(self, event: IncidentEvent) -> None:
         t = utc(event.occurred_at)
@@ -172,6 +174,11 @@ class Replayer:
             else:
                 self._live[outcome.outcome_id] = (outcome.metric, outcome.met)
             self.on_outcome(outcome)
+            for alert in self.levels.after_outcome(
+                outcome, self.contracts.get(outcome.contract_id)
+            ):
+                self.summary.alerts[alert.kind] += 1
+                self.on_alert(alert)
         due = step.next_due_at
         if due is not None and self._scheduled.get(incident_id) != due:
             self._scheduled[incident_id] = due  # one live heap entry per incident

@@ -14,12 +14,14 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from sla_stream.analytics.adherence import Query, Rollup, contract_zone, report
+from sla_stream.analytics.service_levels import service_levels_json
 from sla_stream.core.models import Outcome
 from sla_stream.core.periods import Step, parse_bound
 from sla_stream.core.terms import ContractRecord
@@ -42,6 +44,14 @@ CSV_COLUMNS = (
     "median_s",
     "p90_s",
     "mean_s",
+    "service_level",
+    "objective_percent",
+    "status",
+    "headroom",
+    "misses",
+    "percent",
+    "amount",
+    "currency",
 )
 
 
@@ -75,7 +85,10 @@ def reports_from_replay(
     step: Step,
     contract_ids: Iterable[str] = (),
     metric: str | None = None,
+    now: datetime | None = None,
 ) -> list[dict[str, Any]]:
+    """Each contract's report (and its service levels as of `now`, default the wall clock)."""
+    now = now or datetime.now(UTC)
     path = replay_dir / "outcomes.jsonl"
     if not path.is_file():
         raise ReportError(f"{path} not found: run `sla-stream replay` with --out {replay_dir}")
@@ -94,7 +107,13 @@ def reports_from_replay(
         if to_at <= from_at:
             raise ReportError("--to must be after --from")
         query = Query(contract_id, tz, from_at, to_at, step, metric)
-        out.append(report(rollup.of_contract(contract_id), query))
+        rep = report(rollup.of_contract(contract_id), query)
+        levels = service_levels_json(
+            record, tz, rollup.of_contract(contract_id), from_at, to_at, now
+        )
+        if levels is not None:
+            rep["service_levels"] = levels
+        out.append(rep)
     return out
 
 
@@ -169,6 +188,24 @@ def csv_rows(rep: dict[str, Any]) -> Iterable[dict[str, Any]]:
     for metric, per in rep.get("by_severity", {}).items():
         for severity, r in per.items():
             yield {**base, "section": "severity", "metric": metric, "severity": severity, **r}
+    levels = rep.get("service_levels") or {}
+    for p in levels.get("periods", []):
+        yield {
+            **base,
+            "section": "service_level",
+            "metric": p["metric"],
+            "severity": "/".join(p["severities"]),
+            "period": p["label"],
+            **{k: p[k] for k in ("start", "end", "rate", "numerator", "denominator")},
+            **{k: p[k] for k in ("service_level", "objective_percent", "status", "headroom")},
+        }
+    for c in levels.get("credits", []):
+        yield {
+            **base,
+            "section": "credit",
+            "period": c["label"],
+            **{k: c[k] for k in ("misses", "percent", "amount", "currency")},
+        }
 
 
 def render_csv(reports: list[dict[str, Any]]) -> str:
@@ -247,6 +284,7 @@ def render_table(rep: dict[str, Any]) -> str:
         for q in rep["breaches_per_quarter"]
     ]
     lines += _grid(("quarter", "breaches", *metrics), rows)
+    lines += service_levels_table(rep.get("service_levels"))
     for metric, categories in rep["trends"].items():
         lines.append(f"\nresponse-time trend, {metric} (median and p90 of business time)")
         rows = [
@@ -256,3 +294,58 @@ def render_table(rep: dict[str, Any]) -> str:
         ]
         lines += _grid(("category", "period", "count", "median", "p90"), rows) if rows else ["  -"]
     return "\n".join(lines)
+
+
+def _status_text(p: dict[str, Any]) -> str:
+    if p["status"] != "in_progress":
+        return p["status"]
+    if p["headroom"] < 0:
+        return "in progress, below target so far"
+    more = p["headroom"] + 1
+    return f"in progress: {more} more breach{'es' if more != 1 else ''} and it is missed"
+
+
+def service_levels_table(levels: dict[str, Any] | None) -> list[str]:
+    """Service levels per period (objective, figure, status) and the credits per quarter."""
+    if not levels:
+        return []
+    lines = ["\nservice levels (objective; met / settled in the period)"]
+    rows = [
+        (
+            p["label"],
+            p["service_level"],
+            "/".join(p["severities"]) or "all",
+            p["metric"],
+            f"{p['objective_percent']:g} %",
+            _rate_cell(p),
+            _status_text(p),
+        )
+        for p in levels["periods"]
+    ]
+    lines += _grid(
+        ("period", "service level", "severity", "metric", "objective", "figure", "status"), rows
+    )
+    credits = levels.get("credits", [])
+    if credits:
+        clause = f"clause {credits[0]['clause_id']} {credits[0]['clause_title']}"
+        lines.append(f"\nservice credits per quarter ({clause})")
+        quarters = levels.get("credits_per_quarter", {})
+        currency = credits[0]["currency"] or ""
+        rows = []
+        for quarter, amount in quarters.items():
+            missed = [
+                f"{c['label']} ({c['misses']} missed, {c['percent']:g} %)"
+                for c in credits
+                if c["misses"] and _quarter_of_label(c["label"]) == quarter
+            ]
+            rows.append((quarter, f"{amount:,.2f} {currency}".strip(), ", ".join(missed) or "-"))
+        lines += _grid(("quarter", "credit", "periods missed"), rows)
+    return lines
+
+
+def _quarter_of_label(label: str) -> str:
+    """'2026-02' -> '2026-Q1'; a quarter's label is itself."""
+    if "Q" in label:
+        return label
+    year, month = label.split("-")
+    return f"{year}-Q{(int(month) - 1) // 3 + 1}"

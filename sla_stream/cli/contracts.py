@@ -143,7 +143,28 @@ def render_terms(terms: ContractTerms) -> str:
                 f"{t.clause_id} {t.clause_title}",
             )
         )
-    return "\n".join([*header, "", *_table(rows)])
+    return "\n".join([*header, "", *_table(rows), *_service_levels(terms)])
+
+
+def _service_levels(terms: ContractTerms) -> list[str]:
+    """The service levels and the credit clause, if the version has them."""
+    if not terms.service_levels:
+        return []
+    from sla_stream.web.commitments import credit_words, level_words
+
+    rows = [("service level", "commitment", "clause")]
+    rows += [
+        (lv.id, level_words(lv), f"{lv.clause_id} {lv.clause_title}") for lv in terms.service_levels
+    ]
+    out = ["", *_table(rows)]
+    credit = terms.service_credit
+    if credit is not None:
+        out += [
+            "",
+            f"service credit ({credit.clause_id} {credit.clause_title}): "
+            + credit_words(credit, terms.currency),
+        ]
+    return out
 
 
 def _table(rows: list[tuple[str, ...]]) -> list[str]:

@@ -55,7 +55,8 @@ def report_command(
     replay_dir: Path | None,
     contracts_file: Path | None,
 ) -> None:
-    """Adherence rates per period, breaches per quarter and response-time trends."""
+    """Adherence rates per period, breaches per quarter, response-time trends, and each
+    contract's service levels per month or quarter with the credits owed per quarter."""
     try:
         if replay_dir is not None:
             if contracts_file is None:

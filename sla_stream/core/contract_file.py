@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from itertools import pairwise
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -18,6 +18,7 @@ from pydantic import (
     Field,
     PlainValidator,
     ValidationError,
+    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
@@ -71,6 +72,24 @@ def _instant_or_date(value: object) -> date | datetime | None:
     raise PydanticCustomError("instant", "expected a date or an instant with an offset")
 
 
+def _percent(value: object) -> float:
+    """95, 99.5, "95%" or "95 %": a percentage in (0, 100]."""
+    number = value
+    if isinstance(value, str):
+        text = value.strip().removesuffix("%").strip()
+        try:
+            number = float(text)
+        except ValueError:
+            raise PydanticCustomError(
+                "percent", "expected a percentage such as 95 or 95%"
+            ) from None
+    if isinstance(number, bool) or not isinstance(number, int | float):
+        raise PydanticCustomError("percent", "expected a percentage such as 95 or 95%")
+    if not 0 < number <= 100:
+        raise PydanticCustomError("percent", "a percentage must lie in (0, 100]")
+    return float(number)
+
+
 def _one_or_many(value: object) -> object:
     return [value] if isinstance(value, str) else value
 
@@ -86,6 +105,7 @@ EffectiveDate = Annotated[date | datetime | None, PlainValidator(_instant_or_dat
 Name = Annotated[str, Field(min_length=1, max_length=128)]
 Names = Annotated[tuple[Name, ...], BeforeValidator(_one_or_many)]
 Severities = Annotated[tuple[Severity, ...], BeforeValidator(_one_or_many)]
+Percent = Annotated[float, PlainValidator(_percent)]
 
 
 class _Spec(BaseModel):
@@ -106,6 +126,50 @@ TargetTable = dict[
 ]
 
 
+class ServiceLevelSpec(_Spec):
+    """An aggregate target: `objective` % of a metric's clocks (at `severity`, or every
+    severity) settled within their allowance each `period`, under the contract's `clause`
+    (default: the clause of the targets it measures, when they share one)."""
+
+    id: Name
+    metric: Metric
+    severity: Severities | None = None
+    objective: Percent
+    period: Literal["month", "quarter"] = "month"
+    clause: Name | None = None
+
+
+class CreditStep(_Spec):
+    """From `misses` missed targets in a period on, `percent` of the period's fee."""
+
+    misses: int = Field(ge=1)
+    percent: Percent
+
+
+class ServiceCreditSpec(_Spec):
+    """What a missed target costs: `percent_per_miss` of the period's fee for each missed
+    target, or the `steps` by number of misses; at most `cap` % of the period's fee."""
+
+    clause: Name
+    percent_per_miss: Percent | None = None
+    steps: tuple[CreditStep, ...] | None = Field(default=None, min_length=1)
+    cap: Percent | None = None
+    monthly_fee: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> ServiceCreditSpec:
+        if (self.percent_per_miss is None) == (self.steps is None):
+            raise PydanticCustomError(
+                "credit", "give either percent_per_miss or steps (not both, not neither)"
+            )
+        misses = [s.misses for s in self.steps or ()]
+        if any(a >= b for a, b in pairwise(misses)):
+            raise PydanticCustomError(
+                "credit", "credit steps must be in increasing order of misses, without repeats"
+            )
+        return self
+
+
 class TierSpec(_Spec):
     description: str = ""
     calendar: Name | None = Field(
@@ -113,6 +177,8 @@ class TierSpec(_Spec):
     )
     warning_thresholds: Thresholds | None = None
     targets: TargetTable = Field(min_length=1)
+    service_levels: tuple[ServiceLevelSpec, ...] = ()
+    service_credit: ServiceCreditSpec | None = None
 
 
 class TierCondition(_Spec):
@@ -159,6 +225,9 @@ class ContractSpec(_Spec):
     version: int = Field(default=1, ge=1)
     clauses: tuple[ClauseSpec, ...] = Field(min_length=1)
     overrides: TargetTable = Field(default_factory=dict)
+    # The tier's service levels, with these added (or replacing the tier's of the same id).
+    service_levels: tuple[ServiceLevelSpec, ...] = ()
+    service_credit: ServiceCreditSpec | None = None
 
 
 class ContractsFile(_Spec):

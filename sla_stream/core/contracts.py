@@ -10,6 +10,9 @@ Resolution of one target (a metric at a severity), most specific first:
 - clause: a clause covering that metric at that severity, else one covering the metric at
   every severity. Every target needs exactly one.
 
+Service levels (aggregate targets per month or quarter) and the service credit are resolved in
+`service_level_terms.py`.
+
 A clock that pauses stops accruing while the incident's status is one of the contract's
 `pause_statuses` (default: `pending_customer`, `awaiting_customer`).
 
@@ -43,6 +46,7 @@ from sla_stream.core.contract_file import (
 )
 from sla_stream.core.errors import InvalidContract
 from sla_stream.core.models import METRICS, SEVERITIES
+from sla_stream.core.service_level_terms import service_credit_of, service_levels_of
 from sla_stream.core.terms import DEFAULT_WARNING_THRESHOLDS, ContractRecord, ContractTerms, Target
 
 ALWAYS_OPEN = "24x7"
@@ -214,6 +218,8 @@ class _Resolver:
             calendars={name: self.calendars[name].block for name in used},
             targets=targets,
             clauses={k.id: {"title": k.title, "text": k.text} for k in c.clauses},
+            service_levels=service_levels_of(tier, tier_name, c, index, targets, self.fail),
+            service_credit=service_credit_of(tier, tier_name, c, index, self.fail),
         )
 
     def _zone(self, name: str, path: str) -> ZoneInfo:

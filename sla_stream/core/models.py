@@ -25,7 +25,16 @@ EventType = Literal[
     "closed",
     "cancelled",
 ]
-AlertKind = Literal["warning", "breach", "met", "retracted", "stopped", "at_risk"]
+AlertKind = Literal[
+    "warning",
+    "breach",
+    "met",
+    "retracted",
+    "stopped",
+    "at_risk",
+    "target_missed",
+    "target_headroom",
+]
 
 SEVERITIES: tuple[str, ...] = get_args(Severity)
 METRICS: tuple[str, ...] = get_args(Metric)
@@ -88,7 +97,13 @@ class IncidentEvent(WireModel):
 
 
 class Alert(WireModel):
-    """A warning, breach, met, retraction or stop for one clock; `alert_id` is deterministic."""
+    """A warning, breach, met, retraction or stop for one clock; `alert_id` is deterministic.
+
+    `target_missed` and `target_headroom` are about a contract's service level over a period,
+    not one clock (`core/service_levels.py`): `incident_id` is empty, `severity` is the highest
+    it measures, `threshold` its objective, `allowance_s` the period's length, `elapsed_s` how
+    much of it had gone by, `deadline` its end; the fields after `model_version` say the rest.
+    """
 
     alert_id: str
     kind: AlertKind
@@ -109,6 +124,15 @@ class Alert(WireModel):
     probability: float | None = None
     reasons: tuple[str, ...] | None = None
     model_version: str | None = None
+    # `target_missed` and `target_headroom` only: which service level and period, its figure
+    # (numerator met, denominator settled), the breaches it can still take, the credit owed.
+    service_level: str | None = None
+    severities: tuple[Severity, ...] | None = None
+    period: str | None = None
+    numerator: int | None = None
+    denominator: int | None = None
+    headroom: int | None = None
+    credit_percent: float | None = None
 
 
 class Outcome(WireModel):

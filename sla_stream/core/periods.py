@@ -11,6 +11,8 @@ they share a tzinfo, so local datetimes make poor keys). Use `.astimezone(zone)`
 - A day is a local calendar day: from the first instant of the local date to the first instant
   of the next one (23 h or 25 h on DST days). When a zone skips local midnight, the day starts at
   the instant of the change (zoneinfo's fold=0 reading of the missing wall time).
+- A month is a calendar month of local dates (service-level targets are judged per month or
+  quarter); it is not a step of the adherence reports.
 - A quarter is a calendar quarter of local dates: Q1 starts at the first instant of 1 January,
   Q2 of 1 April, Q3 of 1 July, Q4 of 1 October, in the zone.
 """
@@ -25,6 +27,7 @@ from zoneinfo import ZoneInfo
 
 Step = Literal["hour", "day", "quarter"]
 STEPS: tuple[str, ...] = get_args(Step)
+Period = Literal["hour", "day", "month", "quarter"]
 
 _QUARTER = re.compile(r"^(\d{4})-?Q([1-4])$", re.IGNORECASE)
 
@@ -58,8 +61,8 @@ def quarter_first_day(year: int, quarter: int) -> date:
     return date(year, 3 * (quarter - 1) + 1, 1)
 
 
-def period_start(instant: datetime, tz: str | ZoneInfo, step: Step) -> datetime:
-    """First instant (UTC) of the hour, local day or calendar quarter containing `instant`."""
+def period_start(instant: datetime, tz: str | ZoneInfo, step: Period) -> datetime:
+    """First instant (UTC) of the hour, local day, month or quarter containing `instant`."""
     _require_aware(instant)
     local = instant.astimezone(_zone(tz))  # fromutc sets fold=1 on the repeated hour
     if step == "hour":
@@ -67,13 +70,15 @@ def period_start(instant: datetime, tz: str | ZoneInfo, step: Step) -> datetime:
         return local.replace(minute=0, second=0, microsecond=0).astimezone(UTC)
     if step == "day":
         return start_of_local_date(local.date(), tz)
+    if step == "month":
+        return start_of_local_date(local.date().replace(day=1), tz)
     if step == "quarter":
         first = quarter_first_day(local.year, quarter_number(local.date()))
         return start_of_local_date(first, tz)
     raise ValueError(f"unknown step {step!r}; expected one of {', '.join(STEPS)}")
 
 
-def next_period_start(start: datetime, tz: str | ZoneInfo, step: Step) -> datetime:
+def next_period_start(start: datetime, tz: str | ZoneInfo, step: Period) -> datetime:
     """First instant (UTC) of the period after the one that starts at `start`."""
     if step == "hour":
         # One real hour later, floored again: right even where an offset change is not 1 h.
@@ -88,6 +93,9 @@ def next_period_start(start: datetime, tz: str | ZoneInfo, step: Step) -> dateti
     local_day = start.astimezone(_zone(tz)).date()
     if step == "day":
         return start_of_local_date(local_day + timedelta(days=1), tz)
+    if step == "month":
+        year, month = divmod(local_day.year * 12 + local_day.month, 12)  # month is 0-based here
+        return start_of_local_date(date(year, month + 1, 1), tz)
     if step == "quarter":
         q = quarter_number(local_day)
         year, q = (local_day.year + 1, 1) if q == 4 else (local_day.year, q + 1)
@@ -96,7 +104,7 @@ def next_period_start(start: datetime, tz: str | ZoneInfo, step: Step) -> dateti
 
 
 def period_starts(
-    from_at: datetime, to_at: datetime, tz: str | ZoneInfo, step: Step
+    from_at: datetime, to_at: datetime, tz: str | ZoneInfo, step: Period
 ) -> list[datetime]:
     """Starts (UTC) of every period that intersects the half-open range [from_at, to_at)."""
     starts: list[datetime] = []
@@ -116,13 +124,16 @@ def quarter_of(instant: datetime, tz: str | ZoneInfo) -> str:
     return f"{local.year}-Q{quarter_number(local)}"
 
 
-def period_label(start: datetime, tz: str | ZoneInfo, step: Step) -> str:
-    """How a period reads in its zone: `2026-10-25T02:00+01:00`, `2026-04-01` or `2026-Q2`."""
+def period_label(start: datetime, tz: str | ZoneInfo, step: Period) -> str:
+    """How a period reads in its zone: `2026-10-25T02:00+01:00`, `2026-04-01`, `2026-04` or
+    `2026-Q2`."""
     local = start.astimezone(_zone(tz))
     if step == "hour":
         return local.isoformat(timespec="minutes")
     if step == "day":
         return local.date().isoformat()
+    if step == "month":
+        return local.date().isoformat()[:7]
     return quarter_of(start, tz)
 
 

@@ -8,7 +8,7 @@ topic, so compaction by contract id never loses a version a running incident was
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -38,6 +38,38 @@ class Target(_Frozen):
     )
 
 
+class ServiceLevel(_Frozen):
+    """An aggregate target: `objective_percent` of a metric's clocks (at `severities`, or every
+    severity when empty) settled within their allowance in each period of the contract's zone."""
+
+    id: str
+    metric: Metric
+    severities: tuple[Severity, ...] = ()
+    objective_percent: float = Field(gt=0, le=100)
+    period: Literal["month", "quarter"] = "month"
+    clause_id: str
+    clause_title: str
+
+    def covers(self, metric: str, severity: str) -> bool:
+        return metric == self.metric and (not self.severities or severity in self.severities)
+
+
+class CreditStep(_Frozen):
+    misses: int = Field(ge=1)
+    percent: float = Field(gt=0, le=100)
+
+
+class ServiceCredit(_Frozen):
+    """What missed service levels cost, in percent of the period's fee (see service_levels)."""
+
+    clause_id: str
+    clause_title: str
+    percent_per_miss: float | None = None
+    steps: tuple[CreditStep, ...] = ()
+    cap_percent: float | None = None
+    monthly_fee: float = Field(gt=0, description="the file's, else the contract's value / 12")
+
+
 class ContractTerms(_Frozen):
     """One version of one contract, fully resolved (tier defaults, overrides, calendars)."""
 
@@ -62,6 +94,8 @@ class ContractTerms(_Frozen):
     clauses: dict[str, dict[str, str]] = Field(
         default_factory=dict, description="clause id -> {title, text}"
     )
+    service_levels: tuple[ServiceLevel, ...] = ()
+    service_credit: ServiceCredit | None = None
 
     def target(self, metric: str, severity: str) -> Target | None:
         for t in self.targets:

@@ -14,7 +14,8 @@ alert and never changes for it; everything else is an annotation):
   the breach superseded: a stopped clock has nothing left to warn about); `retracted` resolves
   the alert it names. Resolving = posting the same labels with `endsAt` = now.
 - A repeat of an alert the book already holds, or of one it already cleared, changes nothing.
-- `at_risk` (forecasts) is not routed: nothing in the alert stream clears it.
+- `at_risk` (forecasts) is not routed: nothing in the alert stream clears it; nor are
+  `target_missed` and `target_headroom` (a contract's service level over a period, no incident).
 
 Alertmanager drops a firing alert at its `endsAt`, so the bridge re-posts what fires every
 resend interval with `endsAt` = now + `VALID_FOR_RESENDS` intervals (Prometheus's own rule: a

@@ -99,7 +99,7 @@ def build_stream(
     declare_incident_agent(app, names, p, steps, settings.tick_interval, wall)
     declare_contracts_agent(app, names.contracts, contracts, metrics)
     # adherence table, rollup agent, gauge refresher
-    rollups = build_rollups(app, p, names.outcomes, lookup, metrics.adherence)
+    rollups = build_rollups(app, p, names.outcomes, lookup, metrics.adherence, outputs["alerts"])
     return StreamParts(settings, app, names, metrics, store, contracts, steps, gate, rollups)
 
 

@@ -68,6 +68,8 @@ def format_message(what: str, m: dict[str, Any]) -> str:
     if what == "alerts":
         threshold = f" {m['threshold']:.0%}" if m.get("threshold") is not None else ""
         extra = f" retracts {m['retracts']}" if m.get("retracts") else ""
+        if m.get("kind") in ("target_missed", "target_headroom"):
+            return _level_line(m, threshold)
         if m.get("kind") == "at_risk":
             why = "; ".join(m.get("reasons") or ())
             extra += f" p={m.get('probability', 0):.2f} ({why}) model {m.get('model_version')}"
@@ -85,3 +87,20 @@ def format_message(what: str, m: dict[str, Any]) -> str:
         )
     where = f"{m.get('topic')}[{m.get('partition')}]@{m.get('offset')}"
     return f"{m.get('reason')}: {m.get('detail', '')}  ({where})"
+
+
+def _level_line(m: dict[str, Any], threshold: str) -> str:
+    """A service-level alert: the contract's level and period, its figure, what is left."""
+    n, d = m.get("numerator") or 0, m.get("denominator") or 0
+    figure = f"{100 * n / d:.2f} % ({n}/{d})" if d else f"n/a ({n}/{d})"
+    if m["kind"] == "target_missed":
+        credit = m.get("credit_percent")
+        tail = "missed" + (f", credit {credit:g} % of the fee" if credit is not None else "")
+    else:
+        more = (m.get("headroom") or 0) + 1
+        tail = f"{more} more breach{'es' if more != 1 else ''} and the target is missed"
+    return (
+        f"{m['emitted_at']}  {m['kind'].upper():15}{threshold:5} {m['contract_id']} "
+        f"{m.get('service_level')} {m.get('period')}: {figure}, {tail}"
+        f"  [{m['contract_id']} clause {m['clause_id']}: {m['clause_title']}]"
+    )

@@ -19,6 +19,11 @@ zone, which also keeps a DST day (23 or 25 hours) exact.
 
 The table is co-partitioned with `sla.outcomes` (keyed by contract id), so every bucket of a
 contract lives on that contract's partition and `app.table_route` can send a query to its owner.
+
+Service levels: after an outcome of a contract that has some, the step asks the watch
+(`analytics/service_levels.py`) what the change raises, from period counts read once from the
+buckets and then kept by deltas, and the agent sends those alerts to `sla.alerts` keyed by the
+contract id. The same watch runs in the offline replay.
 """
 
 from __future__ import annotations
@@ -44,8 +49,15 @@ from sla_stream.analytics.adherence import (
     report,
     totals,
 )
-from sla_stream.core.models import METRICS, Outcome
+from sla_stream.analytics.service_levels import (
+    PeriodCounts,
+    ServiceLevelWatch,
+    has_levels,
+    service_levels_json,
+)
+from sla_stream.core.models import METRICS, Alert, Outcome
 from sla_stream.core.periods import next_period_start, period_starts
+from sla_stream.core.service_levels import Counts
 from sla_stream.core.terms import ContractRecord
 
 log = logging.getLogger(__name__)
@@ -99,6 +111,11 @@ class Rollups:
         self.totals: dict[tuple[str, str], tuple[int, int]] = {}
         self.partitions: set[int] | None = None  # the partitions `totals` was built from
         self.seen = TableSeen(table)
+        self.level_counts = PeriodCounts(self._level_counts)
+        self.watch = ServiceLevelWatch()
+        self.alerts: list[Alert] = []  # service-level alerts for the agent to send
+        self.level_contracts: dict[str, int] = {}  # contracts with service levels -> partition
+        self.partition_time: dict[int, datetime] = {}  # the latest settled_at counted there
 
     # -- the agent's single step: decode -> bucket -> one write -> gauge ------------------------
 
@@ -120,8 +137,40 @@ class Rollups:
         if not bucket.apply(outcome, self.seen):  # writes the outcome id's marker
             return False  # a repeat (re-sent outbox, redelivery): nothing to write
         self.table[raw_key] = bucket.to_bytes()
-        self._add_total(key, bucket.met - before[0], bucket.breached - before[1])
+        delta = Counts(bucket.met - before[0], bucket.breached - before[1])
+        self._add_total(key, delta.met, delta.breached)
+        self._service_levels(outcome, record, partition, delta)
         return True
+
+    def _service_levels(
+        self, outcome: Outcome, record: ContractRecord | None, partition: int, delta: Counts
+    ) -> None:
+        """Queue what an outcome raises for its contract's service levels, and for those of
+        the partition's other contracts whose periods the partition's time has closed."""
+        if has_levels(record):
+            self.level_contracts[outcome.contract_id] = partition
+            tz = contract_zone(record)
+            self.level_counts.record(outcome, tz, delta)
+            counts_of = self.level_counts.of(outcome.contract_id)
+            self.alerts += self.watch.after_outcome(record, tz, outcome, delta, counts_of)
+        held = self.partition_time.get(partition)
+        now = outcome.settled_at if held is None else max(held, outcome.settled_at)
+        self.partition_time[partition] = now
+        for contract_id, where in sorted(self.level_contracts.items()):
+            known = self.contract(contract_id) if where == partition else None
+            if known is not None:
+                counts_of = self.level_counts.of(contract_id)
+                self.alerts += self.watch.at_time(known, contract_zone(known), now, counts_of)
+
+    def _level_counts(
+        self, contract_id: str, metric: str, severity: str, start: datetime, end: datetime
+    ) -> Counts:
+        met = breached = 0
+        for b in self.buckets(contract_id, metric, start, end):
+            if b.key.severity == severity:
+                met += b.met
+                breached += b.breached
+        return Counts(met, breached)
 
     def _add_total(self, key: BucketKey, met: int, breached: int) -> None:
         k = (key.contract_id, key.metric)
@@ -156,6 +205,9 @@ class Rollups:
         actives = self.active_partitions() | ({include} if include is not None else set())
         if actives == self.partitions:
             return
+        self.level_counts.clear()  # another worker may have counted some periods meanwhile
+        self.level_contracts = {c: p for c, p in self.level_contracts.items() if p in actives}
+        self.partition_time = {p: t for p, t in self.partition_time.items() if p in actives}
         fresh = totals(self._local_buckets(actives))
         for k in set(self.totals) - set(fresh):
             self.totals.pop(k, None)
@@ -210,13 +262,21 @@ class Rollups:
                         break
         return latest
 
-    def query(self, query: Query) -> dict[str, Any]:
-        """The adherence report of one contract, from this worker's buckets."""
+    def query(self, query: Query, now: datetime | None = None) -> dict[str, Any]:
+        """The adherence report of one contract, from this worker's buckets; with `now`, its
+        service levels of the quarters the range touches, as of then."""
         quarters = period_starts(query.from_at, query.to_at, query.tz, "quarter")
         lo = quarters[0] if quarters else query.from_at
         hi = next_period_start(quarters[-1], query.tz, "quarter") if quarters else query.to_at
-        found = (b for m in query.metrics() for b in self.buckets(query.contract_id, m, lo, hi))
-        return report(found, query)
+        found = [b for m in query.metrics() for b in self.buckets(query.contract_id, m, lo, hi)]
+        answer = report(found, query)
+        record = self.contract(query.contract_id)
+        if now is not None and has_levels(record):
+            every = [b for m in METRICS for b in self.buckets(query.contract_id, m, lo, hi)]
+            answer["service_levels"] = service_levels_json(
+                record, query.tz, every, query.from_at, query.to_at, now
+            )
+        return answer
 
 
 def build_rollups(
@@ -225,8 +285,10 @@ def build_rollups(
     outcomes_topic: str,
     contract: Callable[[str], ContractRecord | None],
     gauge: Any,
+    alerts_topic: Any = None,
 ) -> Rollups:
-    """Declare the bucket table, the rollup agent and the gauge refresher."""
+    """Declare the bucket table, the rollup agent and the gauge refresher; service-level
+    alerts go to `alerts_topic` (a Faust topic of raw bytes)."""
     p = partitions
     raw = {"key_serializer": "raw", "value_serializer": "raw"}
     # key_type/value_type bytes make the store and changelog pass bytes through (a Schema
@@ -245,6 +307,10 @@ def build_rollups(
     async def rollup_agent(stream: Any) -> None:
         async for event in stream.events():
             rollups.on_outcome(event.value, event.message.partition)
+            if rollups.alerts:
+                alerts, rollups.alerts = rollups.alerts, []
+                for alert in alerts if alerts_topic is not None else ():
+                    await alerts_topic.send(key=alert.contract_id.encode(), value=alert.to_json())
 
     @app.timer(REFRESH_INTERVAL_S)
     async def refresh_adherence_gauge() -> None:

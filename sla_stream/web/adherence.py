@@ -173,7 +173,7 @@ def register_adherence_views(sla_app: SlaApp, rollups: Rollups, table: Any) -> N
             return json_reply(view, {"error": str(exc)}, 400)
         except LookupError as exc:
             return json_reply(view, {"error": str(exc)}, 404)
-        answer = rollups.query(query)
+        answer = rollups.query(query, datetime.now(UTC))
         if found:
             answer["default_range"] = default_range_text(query.step, latest, query.tz)
         return json_reply(view, answer)

@@ -115,13 +115,16 @@ def _dots(points: int) -> float:
     return 4 if points <= MAX_LABELLED_POINTS else 2.5 if points <= DENSE_POINTS else 1.2
 
 
-def adherence_chart(data: Mapping[str, Any], target: float) -> str:
-    """Portfolio adherence per period for each metric, in %, and the target as a black line."""
+def adherence_chart(data: Mapping[str, Any], target: float | Mapping[str, float]) -> str:
+    """Portfolio adherence per period for each metric, in %, and the target as a black line:
+    one target for all, or one per metric (a contract's own service levels) when they differ."""
     labels = data["periods"]
     labelled = len(labels) <= MAX_LABELLED_POINTS
+    targets = target if isinstance(target, Mapping) else dict.fromkeys(data["metrics"], target)
+    distinct = sorted(set(targets.values()), reverse=True)
     chart = pygal.Line(
         **_config(
-            (*PALETTE[:2], TARGET_COLOUR),
+            (*PALETTE[:2], *([TARGET_COLOUR, "#868e96"][: len(distinct)])),
             range=(0, 100),
             print_labels=labelled,
             value_formatter=lambda v: f"{v:.0f} %",
@@ -140,13 +143,18 @@ def adherence_chart(data: Mapping[str, Any], target: float) -> str:
             for r in rows["periods"]
         ]
         chart.add(METRIC_WORDS[metric], values)
-    chart.add(
-        f"target {100 * target:g} %",
-        [100 * target] * len(labels),
-        show_dots=False,
-        print_labels=False,
-        stroke_style={"width": 2.5},  # solid: the guide lines are dashed
-    )
+    for value in distinct:
+        named = [METRIC_WORDS[m] for m, v in targets.items() if v == value]
+        title = f"target {100 * value:g} %"
+        if len(distinct) > 1:
+            title = f"{' and '.join(named)} target {100 * value:g} %"
+        chart.add(
+            title,
+            [100 * value] * len(labels),
+            show_dots=False,
+            print_labels=False,
+            stroke_style={"width": 2.5},  # solid: the guide lines are dashed
+        )
     return _render(chart)
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from sla_stream.core.calendar_spec import DAY_SECONDS, WEEKDAYS, parse_block
 from sla_stream.core.models import METRICS, SEVERITIES
-from sla_stream.core.terms import ContractRecord, ContractTerms, Target
+from sla_stream.core.terms import ContractRecord, ContractTerms, ServiceCredit, ServiceLevel, Target
 
 METRIC_WORDS = {"first_response": "first response", "resolution": "resolution"}
 _UNITS = (("day", 86_400), ("hour", 3_600), ("minute", 60), ("second", 1))
@@ -92,6 +92,28 @@ def target_words(target: Target, terms: ContractTerms) -> str:
     return text
 
 
+def level_words(level: ServiceLevel) -> str:
+    """'95 % of P1/P2 first responses within target each month'."""
+    which = "/".join(level.severities) + " " if level.severities else ""
+    return (
+        f"{level.objective_percent:g} % of {which}{METRIC_WORDS[level.metric]}s within target "
+        f"each {level.period}"
+    )
+
+
+def credit_words(credit: ServiceCredit, currency: str | None) -> str:
+    """'10 % of the period's fee (1,000.00 EUR a month) per missed service level, at most 15 %'."""
+    if credit.percent_per_miss is not None:
+        rule = f"{credit.percent_per_miss:g} % of the period's fee per missed service level"
+    else:
+        rule = "of the period's fee, by service levels missed in it: " + ", ".join(
+            f"{s.percent:g} % from {s.misses}" for s in credit.steps
+        )
+    fee = f"{credit.monthly_fee:,.2f}{' ' + currency if currency else ''} a month"
+    cap = f", at most {credit.cap_percent:g} %" if credit.cap_percent is not None else ""
+    return f"{rule} (fee {fee}){cap}"
+
+
 def _order(target: Target) -> tuple[int, int]:
     return (SEVERITIES.index(target.severity), METRICS.index(target.metric))
 
@@ -99,7 +121,14 @@ def _order(target: Target) -> tuple[int, int]:
 def terms_json(terms: ContractTerms, at: datetime) -> dict[str, Any]:
     """One contract version's commitments: plain-terms targets and the clauses they cite."""
     targets = sorted(terms.targets, key=_order)
-    cited = list(dict.fromkeys(t.clause_id for t in targets))
+    credit = terms.service_credit
+    cited = list(
+        dict.fromkeys(
+            [t.clause_id for t in targets]
+            + [lv.clause_id for lv in terms.service_levels]
+            + ([credit.clause_id] if credit else [])
+        )
+    )
     return {
         "contract_id": terms.contract_id,
         "version": terms.version,
@@ -123,6 +152,7 @@ def terms_json(terms: ContractTerms, at: datetime) -> dict[str, Any]:
             }
             for t in targets
         ],
+        **service_levels_json(terms),
         "clauses": [
             {
                 "id": cid,
@@ -131,6 +161,38 @@ def terms_json(terms: ContractTerms, at: datetime) -> dict[str, Any]:
             }
             for cid in cited
         ],
+    }
+
+
+def service_levels_json(terms: ContractTerms) -> dict[str, Any]:
+    """A version's service levels and its credit clause, each with its plain words."""
+    credit = terms.service_credit
+    return {
+        "service_levels": [
+            {
+                "id": lv.id,
+                "metric": lv.metric,
+                "severities": list(lv.severities),
+                "objective_percent": lv.objective_percent,
+                "period": lv.period,
+                "clause_id": lv.clause_id,
+                "clause_title": lv.clause_title,
+                "plain": level_words(lv),
+            }
+            for lv in terms.service_levels
+        ],
+        "service_credit": None
+        if credit is None
+        else {
+            "clause_id": credit.clause_id,
+            "clause_title": credit.clause_title,
+            "percent_per_miss": credit.percent_per_miss,
+            "steps": [{"misses": s.misses, "percent": s.percent} for s in credit.steps],
+            "cap_percent": credit.cap_percent,
+            "monthly_fee": credit.monthly_fee,
+            "currency": terms.currency,
+            "plain": credit_words(credit, terms.currency),
+        },
     }
 
 

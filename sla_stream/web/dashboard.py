@@ -25,7 +25,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sla_stream.analytics.adherence import contract_zone
-from sla_stream.core.models import SEVERITIES
+from sla_stream.analytics.service_levels import service_levels_json
+from sla_stream.core.models import METRICS, SEVERITIES
 from sla_stream.core.periods import next_period_start, period_starts
 from sla_stream.web import dashboard_html
 from sla_stream.web.access import Access
@@ -34,6 +35,7 @@ from sla_stream.web.commitments import commitments_json
 from sla_stream.web.dashboard_data import (
     BadFilter,
     Filters,
+    adherence_targets,
     breaches_by_quarter,
     category_table,
     contract_rows,
@@ -41,6 +43,7 @@ from sla_stream.web.dashboard_data import (
     portfolio,
     select_contracts,
     series,
+    service_level_rows,
     trends,
 )
 from sla_stream.web.open_incidents import IncidentFilter, at_risk
@@ -98,6 +101,9 @@ class Dashboard:
             "as_of": now.isoformat(),
             "filters": filters,
             "target": self.target,
+            # The target line per metric: the contracts' own service levels, else the default.
+            "targets": adherence_targets(chosen, filters.severity, self.target, now),
+            "service_levels": service_level_rows(reports),
             "all_contracts": sorted(records),
             "all_tiers": sorted({current_terms(r, now).tier for r in records.values()}),
             "errors": list(dict.fromkeys(errors)),
@@ -174,7 +180,12 @@ class Dashboard:
         return filled, default_range_text(step, latest, tz)  # type: ignore[arg-type]
 
 
-def series_answer(rollups: Rollups, sla_app: SlaApp, params: Mapping[str, str]) -> tuple[int, Any]:
+def series_answer(
+    rollups: Rollups,
+    sla_app: SlaApp,
+    params: Mapping[str, str],
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> tuple[int, Any]:
     """One contract's series from this worker's buckets (it owns the contract's partition);
     with `latest`, only the start of its latest hour holding settled clocks."""
     if params.get("latest"):
@@ -196,8 +207,15 @@ def series_answer(rollups: Rollups, sla_app: SlaApp, params: Mapping[str, str]) 
     # the range touches.
     quarters = period_starts(query.from_at, query.to_at, query.tz, "quarter")
     lo, hi = quarters[0], next_period_start(quarters[-1], query.tz, "quarter")
-    buckets = [b for m in query.metrics() for b in rollups.buckets(query.contract_id, m, lo, hi)]
-    return 200, series(buckets, query, severity)
+    buckets = [b for m in METRICS for b in rollups.buckets(query.contract_id, m, lo, hi)]
+    wanted = set(query.metrics())
+    answer = series([b for b in buckets if b.key.metric in wanted], query, severity)
+    levels = service_levels_json(
+        sla_app.contract(query.contract_id), query.tz, buckets, query.from_at, query.to_at, now()
+    )
+    if levels is not None:
+        answer["service_levels"] = levels  # the contract's commitments: no severity filter
+    return 200, answer
 
 
 def register_dashboard(sla_app: SlaApp, rollups: Rollups, cluster: Cluster, backend: Any) -> None:

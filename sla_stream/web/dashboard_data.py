@@ -383,3 +383,62 @@ def contract_rows(
             }
         )
     return sorted(rows, key=lambda r: r["contract"])
+
+
+# -- service levels: each contract's own targets, their status and the credits owed -------------
+
+
+def adherence_targets(
+    records: Sequence[ContractRecord], severity: str, default: float, now: datetime
+) -> dict[str, float]:
+    """The target line per metric: the objective of the service levels the contracts shown
+    have for it (in the version in force now; with a severity filter, those covering it),
+    when they all have one and it is the same; else `default` (SLA_ADHERENCE_TARGET)."""
+    out = {}
+    for metric in METRICS:
+        found = set()
+        for record in records:
+            levels = [
+                lv
+                for lv in current_terms(record, now).service_levels
+                if lv.metric == metric and (not severity or lv.covers(metric, severity))
+            ]
+            # The widest one when several measure the metric (all severities before some).
+            levels.sort(key=lambda lv: len(lv.severities) or len(SEVERITIES) + 1, reverse=True)
+            found.add(levels[0].objective_percent / 100 if levels else None)
+        out[metric] = found.pop() if len(found) == 1 and None not in found else default
+    return out
+
+
+def service_level_rows(reports: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Every contract's service levels per period, and its credits per quarter."""
+    rows: list[dict[str, Any]] = []
+    credits: list[dict[str, Any]] = []
+    for rep in reports:
+        levels = rep.get("service_levels") or {}
+        rows += [{"contract": rep["contract"], **p} for p in levels.get("periods", [])]
+        currency = next((c["currency"] for c in levels.get("credits", [])), None)
+        for quarter, amount in levels.get("credits_per_quarter", {}).items():
+            missed = [
+                c
+                for c in levels["credits"]
+                if c["misses"] and c["label"][:4] == quarter[:4] and _in_quarter(c, quarter)
+            ]
+            credits.append(
+                {
+                    "contract": rep["contract"],
+                    "quarter": quarter,
+                    "amount": amount,
+                    "currency": currency,
+                    "misses": sum(c["misses"] for c in missed),
+                    "periods_missed": [c["label"] for c in missed],
+                }
+            )
+    return {"periods": rows, "credits": credits}
+
+
+def _in_quarter(credit: Mapping[str, Any], quarter: str) -> bool:
+    label = credit["label"]
+    if "Q" in label:
+        return bool(label == quarter)
+    return f"{label[:4]}-Q{(int(label[5:7]) - 1) // 3 + 1}" == quarter

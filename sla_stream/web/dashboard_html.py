@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 
 from sla_stream.core.models import METRICS, SEVERITIES
 from sla_stream.core.periods import STEPS
-from sla_stream.web import charts
+from sla_stream.web import charts, service_levels_html
 from sla_stream.web.commitments import METRIC_WORDS, short_duration
 from sla_stream.web.dashboard_data import DEFAULT_SORT, Filters
 from sla_stream.web.explain_path import explain_path
@@ -182,8 +182,9 @@ def adherence_card(model: Mapping[str, Any]) -> str:
     return (
         '<section class="card" id="adherence"><h2>Adherence over time</h2>'
         '<p class="note">met ÷ settled per period (a met clock counts at its stop, a breached '
-        "one at its breach); black line: target</p>"
-        + charts.adherence_chart(port, model["target"])
+        "one at its breach); black line: target (the contracts' own service level, else the "
+        "default)</p>"
+        + charts.adherence_chart(port, model.get("targets") or model["target"])
         # Always open: when the chart has too many points to label, this is where each rate
         # stands next to its numerator and denominator.
         + '<details open><summary>figures</summary><div class="scroll"><table><tr><th>period</th>'
@@ -341,7 +342,17 @@ def commitments_card(commitments: Mapping[str, Any]) -> str:
             f"<tr><td>{_e(t['plain'])}</td><td>{_e(t['clause_id'])}</td>"
             f"<td>{_e(t['clause_title'])}</td></tr>"
             for t in version["targets"]
+        ) + "".join(
+            f'<tr data-level="{_e(lv["id"])}"><td>{_e(lv["plain"])}</td>'
+            f"<td>{_e(lv['clause_id'])}</td><td>{_e(lv['clause_title'])}</td></tr>"
+            for lv in version.get("service_levels", [])
         )
+        credit = version.get("service_credit")
+        if credit:
+            rows += (
+                f'<tr data-credit="1"><td>service credit: {_e(credit["plain"])}</td>'
+                f"<td>{_e(credit['clause_id'])}</td><td>{_e(credit['clause_title'])}</td></tr>"
+            )
         clauses = "".join(
             f"<li><b>{_e(c['id'])} {_e(c['title'])}</b>: {_e(c['text'])}</li>"
             for c in version["clauses"]
@@ -390,6 +401,7 @@ def page(model: Mapping[str, Any]) -> str:
         + "".join(trend_card(m, model) for m in METRICS)
         + "</div>"
         + at_risk_card(model)
+        + service_levels_html.card(model)
         + drill
         + contracts_card(model, filters)
         + "</main></body></html>"

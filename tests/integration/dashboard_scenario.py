@@ -20,6 +20,12 @@ settle while a test runs fall outside the range the tests read):
 | G1 | globex | 07-20 06:00 | P1 app | breach 06:15 (1800 s), Q3 | breach 08:00 (10800 s), Q3 |
 | G2 | globex | 08-10 12:00 | P2 app | 12:20 met 1200 s, Q3 | 13:00 met 3600 s, Q3 |
 
+Acme's service level, 90 % of P1/P2 first responses within target each month (Europe/Berlin),
+by month: April 0/0, May 1/1, June 0/1 (A2) missed, July 1/1, August 1/1, September 0/0. Its
+credit, 5 % of the month's fee (the value 120000 EUR a year: 10000 a month) per missed level:
+June 500.00 EUR, so 2026-Q2 500.00 EUR and 2026-Q3 0.00 EUR. The drill-down's target line for
+first response is acme's 90 %; resolution (no service level) keeps the default 95 %.
+
 By quarter (2026-Q2, 2026-Q3), all contracts: first response 1/2, 3/4 (total 4/6);
 resolution 2/2, 2/4 (total 4/6). Breaches: acme Q2 1, Q3 1; globex Q2 0, Q3 2.
 P1 only: first response 1/2, 1/2; resolution 2/2, 1/2. Tier silver (globex): 1/2 and 1/2.
@@ -61,9 +67,16 @@ contracts:
     customer_id: acme-corp
     tier: gold
     timezone: Europe/Berlin
+    value: 120000
+    currency: EUR
     clauses:
       - {id: "4.1", title: Response, text: Acme is answered within Table 1., covers: [{metric: first_response}]}
       - {id: "4.2", title: Restoration, text: Acme is restored within Table 1., covers: [{metric: resolution}]}
+      - {id: "4.3", title: Monthly service level, text: 90 % of P1 and P2 responses in time each month.}
+      - {id: "4.4", title: Service credit, text: 5 % of the month's fee per missed service level.}
+    service_levels:
+      - {id: urgent-response, metric: first_response, severity: [P1, P2], objective: 90%, clause: "4.3"}
+    service_credit: {clause: "4.4", percent_per_miss: 5, cap: 20}
   - contract_id: globex
     customer_id: globex
     tier: silver
@@ -87,6 +100,16 @@ EXPECTED_P1 = {
     "resolution": [("2026-Q2", 2, 2), ("2026-Q3", 1, 2)],
 }
 EXPECTED_BREACHES = {"acme": [1, 1], "globex": [0, 2]}
+# acme's service level per month: (month, numerator, denominator, status)
+EXPECTED_LEVEL = [
+    ("2026-04", 0, 0, "met"),
+    ("2026-05", 1, 1, "met"),
+    ("2026-06", 0, 1, "missed"),
+    ("2026-07", 1, 1, "met"),
+    ("2026-08", 1, 1, "met"),
+    ("2026-09", 0, 0, "met"),
+]
+EXPECTED_CREDITS = {"2026-Q2": 500.0, "2026-Q3": 0.0}
 # (metric, category, quarter) -> settled clocks
 EXPECTED_TREND_COUNTS = {
     ("first_response", "network", "2026-Q2"): 2,

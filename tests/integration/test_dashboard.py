@@ -28,6 +28,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
+from sla_stream.analytics.report import render, reports_from_api
 from sla_stream.core.contracts import parse_contracts
 from tests.integration import dashboard_scenario as sc
 from tests.integration.harness import System, WorkerProcess
@@ -147,6 +148,37 @@ def check_portfolio_page(driver: webdriver.Chrome) -> None:
     assert {"network", "database", "app"} <= set(texts(driver, "#trend-first_response svg text"))
 
 
+def check_service_levels(driver: webdriver.Chrome, worker: WorkerProcess) -> None:
+    """Acme's service level per month and its credits per quarter, on the page and in
+    `sla-stream report` from the same worker, against the hand-computed figures."""
+    rows = driver.find_elements(By.CSS_SELECTOR, "#service-levels table.levels tr[data-level]")
+    got = []
+    for row in rows:
+        cells = [
+            c.get_attribute("textContent").strip() for c in row.find_elements(By.TAG_NAME, "td")
+        ]
+        got.append((row.get_attribute("data-period"), cells[4], cells[5]))
+        assert cells[0] == "acme" and cells[3] == "90 %" and cells[6] == "4.3 Monthly service level"
+    assert got == [
+        (month, f"{100 * n / d:.1f} % ({n}/{d})" if d else f"n/a ({n}/{d})", status)
+        for month, n, d, status in sc.EXPECTED_LEVEL
+    ]
+    credits = {
+        r[1]: (r[2], r[3], r[4]) for r in table_rows(driver, "#service-levels table.credits")
+    }
+    assert credits == {"2026-Q2": ("500.00 EUR", "1", "2026-06"), "2026-Q3": ("0.00 EUR", "0", "-")}
+    # The report, from the same worker's adherence API.
+    text = render(
+        reports_from_api(worker.url(""), "2026-Q2", "2026-Q4", "quarter", ["acme"]), "table"
+    )
+    assert re.search(
+        r"2026-06 +urgent-response +P1/P2 +first_response +90 % +0\.00 % \(0/1\) +missed", text
+    ), text
+    assert re.search(r"2026-05 +urgent-response .* 100\.00 % \(1/1\) +met", text), text
+    assert re.search(r"2026-Q2 +500\.00 EUR +2026-06 \(1 missed, 5 %\)", text), text
+    assert re.search(r"2026-Q3 +0\.00 EUR +-", text), text
+
+
 def check_at_risk(driver: webdriver.Chrome, expected: list[tuple[str, str]]) -> None:
     rows = driver.find_elements(By.CSS_SELECTOR, "#at-risk tr[data-incident]")
     got = [(r.get_attribute("data-incident"), r.get_attribute("data-metric")) for r in rows]
@@ -174,6 +206,7 @@ async def test_browser_shows_the_scripted_figures_and_saves_the_screenshot(
         driver.get(worker.url("/?" + urlencode(sc.RANGE)))
         assert driver.title == "SLA adherence · portfolio"
         check_portfolio_page(driver)
+        check_service_levels(driver, worker)
         check_at_risk(driver, sc.expected_at_risk())
         # Nothing but the worker itself is loaded: no CDN, no script.
         origin = worker.url("")
@@ -195,6 +228,11 @@ async def test_browser_shows_the_scripted_figures_and_saves_the_screenshot(
         ]
         commitments = " ".join(texts(driver, "#commitments td"))
         assert "P1 first response within 10 minutes, 24x7" in commitments
+        assert "90 % of P1/P2 first responses within target each month" in commitments
+        # The target line is acme's own service level for first response; resolution, which
+        # has none, keeps the default.
+        legend = texts(driver, "#adherence svg text")
+        assert "first response target 90 %" in legend and "resolution target 95 %" in legend
         assert "Acme is restored within Table 1." in " ".join(texts(driver, "#commitments li"))
         assert {i for i, _ in _rows(driver)} == {"OVERDUE", "SOON"}
 

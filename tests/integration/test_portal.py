@@ -83,10 +83,18 @@ async def test_each_customer_sees_its_own_commitments_incidents_and_adherence(
         "P1 first response within 10 minutes, 24x7",
         "P1 resolution within 1 hour, 24x7; paused while pending_customer, awaiting_customer",
     ]
-    assert version["clauses"] == [
+    assert [c["id"] for c in version["clauses"]] == ["4.1", "4.2", "4.3", "4.4"]
+    assert version["clauses"][:2] == [
         {"id": "4.1", "title": "Response", "text": "Acme is answered within Table 1."},
         {"id": "4.2", "title": "Restoration", "text": "Acme is restored within Table 1."},
     ]
+    # Its own service level and credit clause, in plain terms.
+    (level,) = version["service_levels"]
+    assert level["plain"] == "90 % of P1/P2 first responses within target each month"
+    assert (level["clause_id"], level["clause_title"]) == ("4.3", "Monthly service level")
+    assert version["service_credit"]["plain"] == (
+        "5 % of the period's fee per missed service level (fee 10,000.00 EUR a month), at most 20 %"
+    )
 
     # Incidents live on both workers; either one answers with all of the customer's.
     for worker in (w1, w2):
@@ -117,6 +125,12 @@ async def test_each_customer_sees_its_own_commitments_incidents_and_adherence(
         "first_response": [("2026-Q2", 1, 2), ("2026-Q3", 2, 2)],
         "resolution": [("2026-Q2", 2, 2), ("2026-Q3", 1, 2)],
     }
+    # ... and the status of its service level per month, with the credits owed.
+    levels = report["service_levels"]
+    assert [
+        (p["label"], p["numerator"], p["denominator"], p["status"]) for p in levels["periods"]
+    ] == sc.EXPECTED_LEVEL
+    assert levels["credits_per_quarter"] == sc.EXPECTED_CREDITS
 
 
 CROSS_CUSTOMER = [

@@ -137,10 +137,12 @@ async def serving(worker: WorkerProcess) -> None:
 
 
 def own(values: list[dict[str, Any]], ns: str, model: type[Alert] | type[Outcome]) -> list[Any]:
-    """The scenario's effects, with its namespace taken off the ids it put on."""
+    """The scenario's effects, with its namespace taken off the ids it put on (a service-level
+    alert has no incident: it is the scenario's by its contract)."""
     out = []
     for v in values:
-        if v["incident_id"].startswith(ns):
+        contract_level = not v["incident_id"] and v["contract_id"].startswith(ns)
+        if v["incident_id"].startswith(ns) or contract_level:
             fields = {**v, "incident_id": v["incident_id"][len(ns) :]}
             fields["contract_id"] = v["contract_id"][len(ns) :]
             out.append(model.model_validate(fields))

@@ -689,8 +689,11 @@ def test_cli_show_prints_the_effective_terms_as_a_table() -> None:
         "pauses",
         "clause",
     ]
-    rows = lines[header + 2 :]
-    assert len(rows) == 8
+    rows = lines[header + 2 : header + 10]
+    assert lines[header + 10] == ""  # then the service levels and the credit clause
+    assert lines[header + 11].split()[:3] == ["service", "level", "commitment"]
+    assert "95 % of P1/P2 first responses within target each month" in lines[header + 14]
+    assert lines[-1].startswith("service credit (A1-6 Service Credits (Amendment 1)): ")
     assert rows[0].split() == [
         "first_response",
         "P1",
@@ -751,7 +754,10 @@ PUBLISHED_CASES = [
     (
         "a published version's tier changed",
         lambda d: _nordwind(d, 0).update(tier="silver"),
-        ["nordwind-logistik-msa version 1 is already published and would change (tier, targets)"],
+        [
+            "nordwind-logistik-msa version 1 is already published and would change (tier, "
+            "targets, service_levels)"  # platinum's service level is no longer inherited
+        ],
     ),
     (
         "a published version dropped",
