@@ -80,6 +80,8 @@ class Fold:
     def follow_status(self, metric: str, at: datetime) -> None:
         """Engine rule 3: pause or resume `metric`'s clock to match the incident's status."""
         c = self.clocks[metric]
+        if c.phase not in clk.OPEN_PHASES:
+            return
         target = self.target_of(c)
         self.clocks[metric] = clk.follow(c, self.pauses(target), at, target, self.calendar(target))
 

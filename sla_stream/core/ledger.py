@@ -191,8 +191,11 @@ def _alert_order(a: Alert | AlertBody, kind_order: KindOrder) -> tuple:
 
 def _rank(key: str, cycle: int | None = None) -> tuple[int, int]:
     """Metrics in `METRICS` order, a metric's cycles in order."""
+    rank = METRIC_ORDER.get(key)  # a metric (or an Alert's, with its cycle): no split
+    if rank is not None:
+        return rank, cycle or 0
     metric, in_key = split_key(key)
-    return METRIC_ORDER[metric], cycle or in_key or 0
+    return METRIC_ORDER[metric], in_key or 0
 
 
 def _alert(alert_id: str, b: AlertBody, ident: Ident, retracts: str | None = None) -> Alert:
