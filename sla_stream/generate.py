@@ -3,8 +3,10 @@
 Incidents arrive as a Poisson process. Each gets a contract (among those in force when it
 opens), a severity from a mix, a team whose response and resolution times are log-normal
 (scaled by severity), and sometimes a pause for customer input, a severity change, a reopen, a
-cancellation. Events are yielded in arrival order; a few arrive late (out of order) and a few
-twice (same `event_id`). No wall clock: time starts at `start` and is simulated.
+cancellation. P1 and P2 incidents get customer updates (`updated`) at log-normal intervals from
+the response to the resolution. Events are yielded in arrival order; a few arrive late (out of
+order) and a few twice (same `event_id`). No wall clock: time starts at `start` and is
+simulated.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class Profile:
     p_duplicate: float = 0.003
     p_late: float = 0.004
     late_median_s: float = 1200
+    update_median_s: float | None = None  # between customer updates while P1/P2; None: none
 
 
 REALISTIC = Profile(
@@ -67,6 +70,7 @@ REALISTIC = Profile(
         "workplace": Team("hardware", 105 * 60, 32 * 3600),
     },
     sigma=1.0,
+    update_median_s=40 * 60,
 )
 # Windows of tens of seconds (the `demo` contract) so a live demo shows every kind within minutes.
 DEMO = Profile(
@@ -196,7 +200,40 @@ def _incident(
         life.append((end, "resolved", {"status": "resolved"}))
     if rng.random() < p.p_close:
         life.append((end + _lognormal(rng, p.close_after_median_s, 0.5), "closed", {}))
-    return _emit(rng, p, incident_id, team_name, team, t0, life)
+    out = _emit(rng, p, incident_id, team_name, team, t0, life)
+    if p.update_median_s is not None and severity in ("P1", "P2"):
+        out += _updates(p.update_median_s, incident_id, team_name, team, t0, respond_s, resolve_s)
+    return out
+
+
+def _updates(
+    median_s: float,
+    incident_id: str,
+    team_name: str,
+    team: Team,
+    t0: datetime,
+    respond_s: float,
+    resolve_s: float,
+) -> list[tuple[datetime, IncidentEvent]]:
+    """Customer updates between the response and the resolution, each on time. Their own random
+    stream (seeded by the incident), so the rest of the stream is what it was without them."""
+    rng = random.Random(f"{incident_id}/{respond_s!r}")
+    out = []
+    at_s = respond_s + _lognormal(rng, median_s, 0.5)
+    while at_s < resolve_s and len(out) < 200:
+        at = t0 + timedelta(seconds=round(at_s))
+        event = IncidentEvent(
+            event_id=f"{incident_id}-u{len(out) + 1}",
+            incident_id=incident_id,
+            type="updated",
+            occurred_at=at,
+            category=team.category,
+            team=team_name,
+            source="generator",
+        )
+        out.append((at, event))
+        at_s += _lognormal(rng, median_s, 0.5)
+    return out
 
 
 def _emit(

@@ -230,6 +230,7 @@ def ratio(met: int, breached: int) -> float | None:
 METRIC_TITLES = {
     "first_response": "first response time adherence",
     "resolution": "resolution within SLA window",
+    "update": "customer updates on time (per cycle)",
 }
 
 

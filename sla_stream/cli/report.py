@@ -24,7 +24,7 @@ from sla_stream.core.periods import Step
 @click.option("--to", "to_text", required=True, help="end (exclusive), same forms as --from")
 @click.option("--contract", "contract_ids", multiple=True, help="contract id (repeatable)")
 @click.option("--step", type=click.Choice(["hour", "day", "quarter"]), default="day")
-@click.option("--metric", type=click.Choice(["first_response", "resolution"]))
+@click.option("--metric", type=click.Choice(["first_response", "resolution", "update"]))
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 @click.option("--url", help="a worker's web address (default: SLA_WEB_HOST:SLA_WEB_PORT)")
 @click.option(

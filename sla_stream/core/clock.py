@@ -45,6 +45,20 @@ class Clock(NamedTuple):
     deadline_at: datetime | None = None  # breach instant as scheduled (running, not breached)
     breached_at: datetime | None = None
     stopped_at: datetime | None = None
+    cycle: int = 0  # a cycling metric's cycle number (1, 2, ...); 0 for the others
+    started_at: datetime | None = None  # when a cycle started; None for the others
+
+    @property
+    def key(self) -> str:
+        """What the clock's alerts and outcome are filed under: the metric, or for a cycle
+        `metric#cycle`, so every cycle has its own slots and ids."""
+        return f"{self.metric}#{self.cycle}" if self.cycle else self.metric
+
+
+def split_key(key: str) -> tuple[str, int | None]:
+    """A `Clock.key` as (metric, cycle or None)."""
+    metric, _, cycle = key.partition("#")
+    return metric, int(cycle) if cycle else None
 
 
 def utc(instant: datetime) -> datetime:
@@ -56,12 +70,15 @@ def fractions(target: Target) -> tuple[float, ...]:
     return (*sorted({f for f in target.warning_thresholds if 0.0 < f < 1.0}), BREACH)
 
 
-def start(target: Target, at: datetime, cal: Calendar, *, paused: bool) -> Clock:
+def start(target: Target, at: datetime, cal: Calendar, *, paused: bool, cycle: int = 0) -> Clock:
+    """A clock from `at`; `cycle` > 0 starts that cycle of a cycling metric."""
     clock = Clock(
         metric=target.metric,
         severity=target.severity,
         phase="paused" if paused else "running",
         since=None if paused else at,
+        cycle=cycle,
+        started_at=at if cycle else None,
     )
     return schedule(clock, target, cal)
 
@@ -150,6 +167,33 @@ def reopen(clock: Clock, at: datetime, target: Target, cal: Calendar, *, paused:
         stopped_at=None,
     )
     return schedule(clock, target, cal)
+
+
+def follow(clock: Clock, paused: bool, at: datetime, target: Target, cal: Calendar) -> Clock:
+    """Pause a running clock, or resume a paused one, to match `paused`; others unchanged."""
+    if clock.phase == "running" and paused:
+        return pause(clock, at, target, cal)
+    if clock.phase == "paused" and not paused:
+        return resume(clock, at, target, cal)
+    return clock
+
+
+def retarget(
+    clock: Clock, new: Target, at: datetime, old_cal: Calendar, new_cal: Calendar
+) -> tuple[Clock, float | None]:
+    """Count against `new` from `at` (engine rule 4), and the fraction to announce at `at`:
+    BREACH if the new allowance is spent, else the highest new fraction passed and never sent
+    (the lower ones count as sent), else None. A highest fraction reached exactly is left due
+    at `at` instead, so events at `at` come first."""
+    clock = rebase(clock, new, at, old_cal)
+    elapsed, allowance = clock.elapsed_s, new.allowance_s
+    passed = reached(clock, new)
+    if passed and round(passed[-1] * allowance, 6) == elapsed:
+        return schedule(mark_sent(clock, passed[:-1]), new, new_cal), None
+    if elapsed >= allowance:
+        return schedule(breach(clock, at, new), new, new_cal), BREACH
+    clock = schedule(mark_sent(clock, passed), new, new_cal)
+    return clock, max(passed) if passed else None
 
 
 def rebase(clock: Clock, new: Target, at: datetime, old_cal: Calendar) -> Clock:

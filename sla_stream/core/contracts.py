@@ -3,8 +3,8 @@
 Resolution of one target (a metric at a severity), most specific first:
 
 - allowance, thresholds, `pauses`: the contract's `overrides`, then the tier's target, then the
-  tier's `warning_thresholds`, then the defaults (0.5, 0.75, 0.9; `resolution` pauses on the
-  contract's pause statuses, `first_response` does not).
+  tier's `warning_thresholds`, then the defaults (0.5, 0.75, 0.9; `resolution` and `update`
+  pause on the contract's pause statuses, `first_response` does not).
 - calendar: the override's, then the tier target's (a P1 is often `24x7`), then the contract's
   `calendar`, then the tier's `calendar`, then `24x7`.
 - clause: a clause covering that metric at that severity, else one covering the metric at
@@ -51,7 +51,7 @@ from sla_stream.core.terms import DEFAULT_WARNING_THRESHOLDS, ContractRecord, Co
 
 ALWAYS_OPEN = "24x7"
 DEFAULT_PAUSE_STATUSES: tuple[str, ...] = ("pending_customer", "awaiting_customer")
-PAUSING_BY_DEFAULT = frozenset({"resolution"})
+PAUSING_BY_DEFAULT = frozenset({"resolution", "update"})
 
 
 def load_contracts(path: Path) -> dict[str, ContractRecord]:

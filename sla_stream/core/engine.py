@@ -61,6 +61,13 @@ The rules (DESIGN.md "SLA clock rules" and "Rule decisions"):
     is given; past dues then fire at once with their own instants.
 13. `emitted_at` is always a logical instant: a due instant, or the instant of the event that
     caused the alert. Replaying the same history yields identical alerts and ids.
+14. Update cycles (`CYCLES`): `update` starts at the first `responded` (or after it at a
+    severity change, rule 1) as cycle 1. An update (`updated`, or a later `responded`) settles
+    the open cycle (`met`, or `stopped` after a breach) and starts the next on the current
+    severity's target (else the last one's, as rule 4); resolution stops it and a reopen starts
+    the next. An update before the first response or while resolved does nothing, and never
+    stops `first_response`. Each cycle has its own alerts, outcome and ids (`update#N`,
+    `Clock.key`): adherence counts cycles. A cycle ending at its start instant counts nowhere.
 """
 
 from __future__ import annotations
@@ -71,14 +78,15 @@ from datetime import datetime
 from enum import StrEnum
 
 from sla_stream.core import clock as clk
-from sla_stream.core.clock import BREACH, OPEN_PHASES, utc
+from sla_stream.core.clock import BREACH, OPEN_PHASES, Clock, split_key, utc
 from sla_stream.core.fold import Fold, alert_body
 from sla_stream.core.incident import _TEMPLATE as _NEW
 from sla_stream.core.incident import IncidentState, Recorded
 from sla_stream.core.ledger import AlertBody, OutcomeBody
 from sla_stream.core.models import METRICS, IncidentEvent
+from sla_stream.core.pinning import pinned_terms, terms_for
 from sla_stream.core.step import Ignored, Result, unchanged, waiting
-from sla_stream.core.terms import ContractRecord, ContractTerms, Target
+from sla_stream.core.terms import ContractRecord, ContractTerms
 
 __all__ = [
     "TRANSITIONS", "TYPE_ORDER", "Action", "Ignored", "IncidentState", "Result", "advance",
@@ -93,6 +101,7 @@ class Action(StrEnum):
     RETARGET = "retarget"
     REOPEN = "reopen"
     CANCEL = "cancel"
+    CYCLE = "next cycle"  # rule 14: the open cycle settles and the next starts
 
 
 ENDS, RESTARTS = frozenset({Action.STOP, Action.CANCEL}), frozenset({Action.REOPEN})  # rule 1
@@ -104,6 +113,7 @@ ENDS, RESTARTS = frozenset({Action.STOP, Action.CANCEL}), frozenset({Action.REOP
 TRANSITIONS: dict[tuple[str, str], tuple[Action, ...]] = {
     ("first_response", "opened"): (Action.START,),
     ("first_response", "responded"): (Action.STOP,),
+    ("first_response", "updated"): (Action.FOLLOW_STATUS,),
     ("first_response", "status_changed"): (Action.FOLLOW_STATUS,),
     ("first_response", "severity_changed"): (Action.START, Action.RETARGET, Action.FOLLOW_STATUS),
     ("first_response", "resolved"): (Action.STOP,),
@@ -112,20 +122,33 @@ TRANSITIONS: dict[tuple[str, str], tuple[Action, ...]] = {
     ("first_response", "cancelled"): (Action.CANCEL,),
     ("resolution", "opened"): (Action.START,),
     ("resolution", "responded"): (Action.FOLLOW_STATUS,),
+    ("resolution", "updated"): (Action.FOLLOW_STATUS,),
     ("resolution", "status_changed"): (Action.FOLLOW_STATUS,),
     ("resolution", "severity_changed"): (Action.START, Action.RETARGET, Action.FOLLOW_STATUS),
     ("resolution", "resolved"): (Action.STOP,),
     ("resolution", "reopened"): (Action.REOPEN, Action.RETARGET, Action.FOLLOW_STATUS),  # rule 5
     ("resolution", "closed"): (Action.STOP,),
     ("resolution", "cancelled"): (Action.CANCEL,),
+    ("update", "opened"): (),  # rule 14: it starts at the first response
+    ("update", "responded"): (Action.CYCLE, Action.START, Action.FOLLOW_STATUS),
+    ("update", "updated"): (Action.CYCLE, Action.FOLLOW_STATUS),
+    ("update", "status_changed"): (Action.FOLLOW_STATUS,),
+    ("update", "severity_changed"): (Action.START, Action.RETARGET, Action.FOLLOW_STATUS),
+    ("update", "resolved"): (Action.STOP,),
+    ("update", "reopened"): (Action.REOPEN, Action.START, Action.FOLLOW_STATUS),  # rule 14
+    ("update", "closed"): (Action.STOP,),
+    ("update", "cancelled"): (Action.CANCEL,),
 }
+CYCLES = frozenset({"update"})  # rule 14: metrics that start at the first response, in cycles
+RESPONSES = frozenset({"responded"})  # what counts as the first response for CYCLES
 # What an event does to the incident itself. `opened` sets everything; a second one nothing.
 SETS_SEVERITY = frozenset({"severity_changed"})
 SETS_STATUS_EVEN_TO_NONE = frozenset({"reopened"})  # rule 5; other events set a status they carry
 FINAL_TYPES = frozenset({"closed", "cancelled"})  # rule 6
 # Rule 10, the tie-break for events at one instant: the order a person would expect them in.
 _IN_ORDER = ("opened", "severity_changed", "status_changed", "responded", "resolved", "reopened")
-TYPE_ORDER: dict[str, int] = {t: i for i, t in enumerate((*_IN_ORDER, "closed", "cancelled"))}
+_LAST = ("updated", "closed", "cancelled")  # an update at a cycle's start is that cycle's (14)
+TYPE_ORDER: dict[str, int] = {t: i for i, t in enumerate((*_IN_ORDER, *_LAST))}
 # Alerts of one instant: retractions before the alerts that correct them, clears last.
 ALERT_ORDER = {"retracted": 0, "warning": 1, "breach": 2, "met": 3, "stopped": 4}
 REOPEN_RETRACTS = ("met",)  # rule 5
@@ -168,7 +191,7 @@ def apply(
     if opened is None:
         return waiting(state, {**grown, "pending_since": pending}, None)
     grown.update(contract_id=opened.contract_id, opened_at=opened.occurred_at)
-    terms = _pin(opened.contract_id, state.contract_version, opened.occurred_at, contract)
+    terms = pinned_terms(opened.contract_id, state.contract_version, opened.occurred_at, contract)
     if terms is None:
         return waiting(state, {**grown, "parked": True, "pending_since": pending}, None)
     if state.folded_before(rec, event_key):
@@ -207,13 +230,6 @@ def advance(state: IncidentState, now: datetime, contract: ContractRecord | None
     if resumed and not result.alerts and not result.outcomes:
         return result._replace(ignored="nothing_due")  # only the horizon moved
     return result
-
-
-def terms_for(state: IncidentState, contract: ContractRecord | None) -> ContractTerms | None:
-    """Rule 12: the terms `state` counts on under `contract`; None while it waits (parked)."""
-    if state.opened_at is None:
-        return None
-    return _pin(state.contract_id, state.contract_version, state.opened_at, contract)
 
 
 # -- folding events into clocks -----------------------------------------------------------------
@@ -259,6 +275,8 @@ def _on_event(fold: Fold, rec: Recorded, t: datetime) -> None:
         fold.severity = rec.severity
     if rec.type in SETS_STATUS_EVEN_TO_NONE or rec.status is not None:
         fold.status = rec.status
+    if rec.type in RESPONSES:
+        fold.answered = True
     _run_table(fold, rec.type, t)
     if rec.type in FINAL_TYPES:
         fold.final = rec.type
@@ -269,16 +287,10 @@ def _run_table(fold: Fold, event_type: str, t: datetime) -> None:
         for action in TRANSITIONS[(metric, event_type)]:
             if metric in fold.clocks or action is Action.START:
                 ACTIONS[action](fold, metric, t)
-            else:
-                _note_stop(fold, metric, action)
-
-
-def _note_stop(fold: Fold, metric: str, action: Action) -> None:
-    """Rule 1: whether a metric without a clock has passed its stop (and may not start one)."""
-    if action in ENDS:
-        fold.ended.add(metric)
-    elif action in RESTARTS:
-        fold.ended.discard(metric)
+            elif action in ENDS:  # rule 1: a metric without a clock has passed its stop
+                fold.ended.add(metric)
+            elif action in RESTARTS:
+                fold.ended.discard(metric)
 
 
 # -- what clocks announce -------------------------------------------------------------------
@@ -328,13 +340,14 @@ def _announce(fold: Fold, body: AlertBody) -> None:
 
 def _start(fold: Fold, metric: str, t: datetime) -> None:
     """Rule 1: a clock for `metric` if the contract has a target at the current severity, it has
-    none yet, and its stop has not passed."""
+    none yet, and its stop has not passed; for CYCLES, its first cycle once responded (rule 14)."""
     if metric in fold.clocks or metric in fold.ended:
         return
+    cycles = metric in CYCLES
     target = fold.target(metric, fold.severity)
-    if target is not None:
-        cal = fold.calendar(target)
-        fold.clocks[metric] = clk.start(target, t, cal, paused=_pauses(fold, target))
+    if target is not None and (fold.answered or not cycles):
+        paused, cal = fold.pauses(target), fold.calendar(target)
+        fold.clocks[metric] = clk.start(target, t, cal, paused=paused, cycle=int(cycles))
 
 
 def _stop(fold: Fold, metric: str, t: datetime) -> None:
@@ -344,6 +357,8 @@ def _stop(fold: Fold, metric: str, t: datetime) -> None:
         return
     target = fold.target_of(c)
     stopped = fold.clocks[metric] = clk.stop(c, t, fold.calendar(target))
+    if c.cycle and c.started_at == t:
+        return  # rule 14: a cycle that ends as it starts counts nowhere
     if c.breached_at is None:
         body = alert_body("met", stopped, target, None, t, stopped.elapsed_s, c.deadline_at)
     else:
@@ -351,95 +366,80 @@ def _stop(fold: Fold, metric: str, t: datetime) -> None:
     _announce(fold, body)
 
 
-def _pauses(fold: Fold, target: Target) -> bool:
-    """Rule 3: whether a clock on `target` stands still under the incident's status."""
-    return target.pauses and fold.status in fold.terms.pause_statuses
-
-
-def _follow_status(fold: Fold, metric: str, t: datetime) -> None:
-    """Rule 3: pause or resume to match the incident's status."""
-    c = fold.clocks[metric]
-    if c.phase not in OPEN_PHASES:
-        return
-    target = fold.target_of(c)
-    should_pause = _pauses(fold, target)
-    if c.phase == "running" and should_pause:
-        fold.clocks[metric] = clk.pause(c, t, target, fold.calendar(target))
-    elif c.phase == "paused" and not should_pause:
-        fold.clocks[metric] = clk.resume(c, t, target, fold.calendar(target))
-
-
 def _retarget(fold: Fold, metric: str, t: datetime) -> None:
-    """Rule 4. A highest new fraction reached exactly (elapsed equal to it) is not announced
-    here but left due at `t` (or when a paused clock runs again), so events at `t` come first:
-    a stop then is met and a warning due at the stop instant does not fire (rule 8)."""
+    """Rule 4 (the arithmetic, and why a fraction reached exactly is left due: `clk.retarget`)."""
     c = fold.clocks[metric]
     if c.phase not in OPEN_PHASES or c.breached_at is not None:
         return
     new = fold.target(metric, fold.severity)
     if new is None or new.severity == c.severity:
         return
-    c = clk.rebase(c, new, t, fold.calendar(fold.target_of(c)))
-    cal, elapsed, allowance = fold.calendar(new), c.elapsed_s, new.allowance_s
-    passed = clk.reached(c, new)
-    if passed and round(passed[-1] * allowance, 6) == elapsed:
-        fold.clocks[metric] = clk.schedule(clk.mark_sent(c, passed[:-1]), new, cal)
-    elif elapsed >= allowance:
-        c = fold.clocks[metric] = clk.schedule(clk.breach(c, t, new), new, cal)
-        _announce(fold, alert_body("breach", c, new, BREACH, t, elapsed, t))
-    else:
-        c = fold.clocks[metric] = clk.schedule(clk.mark_sent(c, passed), new, cal)
-        if passed:
-            _announce(fold, alert_body("warning", c, new, max(passed), t, elapsed, c.deadline_at))
+    old_cal = fold.calendar(fold.target_of(c))
+    c, fraction = clk.retarget(c, new, t, old_cal, fold.calendar(new))
+    fold.clocks[metric] = c
+    if fraction == BREACH:
+        _announce(fold, alert_body("breach", c, new, BREACH, t, c.elapsed_s, t))
+    elif fraction is not None:
+        _announce(fold, alert_body("warning", c, new, fraction, t, c.elapsed_s, c.deadline_at))
 
 
 def _reopen(fold: Fold, metric: str, t: datetime) -> None:
-    """Rule 5: a met clock runs again with its `met` taken back; a breached one stays final."""
+    """Rule 5: a met clock runs again with its `met` taken back; a breached one stays final.
+    Rule 14: a cycle stopped by the resolution is followed by the next."""
     c = fold.clocks[metric]
-    if c.phase != "stopped" or c.breached_at is not None:
+    if c.phase == "stopped" and c.cycle:
+        _next_cycle(fold, c, t)
+    if c.phase != "stopped" or c.breached_at is not None or c.cycle:
         return
     fold.take_back(metric, REOPEN_RETRACTS, t)
     target = fold.target_of(c)
     fold.clocks[metric] = clk.reopen(c, t, target, fold.calendar(target), paused=False)
 
 
+def _cycle(fold: Fold, metric: str, t: datetime) -> None:
+    """Rule 14: an update settles the open cycle and starts the next (not at its own start)."""
+    c = fold.clocks[metric]
+    if c.phase in OPEN_PHASES and c.started_at != t:
+        _stop(fold, metric, t)
+        _next_cycle(fold, c, t)
+
+
+def _next_cycle(fold: Fold, last: Clock, t: datetime) -> None:
+    target = fold.target(last.metric, fold.severity) or fold.target_of(last)
+    paused, cal = fold.pauses(target), fold.calendar(target)
+    fold.clocks[last.metric] = clk.start(target, t, cal, paused=paused, cycle=last.cycle + 1)
+
+
 def _cancel(fold: Fold, metric: str, t: datetime) -> None:
     """Rule 7. Warnings are not retracted; if any are left without a clear (no `met`, which
     the cancel takes back, and no `stopped`), a `stopped` at the cancel lets a notifier resolve
-    their pages."""
+    their pages: for an earlier cycle (rule 14), its taken-back `met` as a `stopped`."""
     c = fold.clocks[metric]
-    target = fold.target_of(c)
-    cancelled = fold.clocks[metric] = clk.cancel(c, t, fold.calendar(target))
+    target, deadline_at = fold.target_of(c), c.breached_at or c.deadline_at
+    cut = fold.clocks[metric] = clk.cancel(c, t, fold.calendar(target))
+    mine = {s: b for s, b in fold.alerts.items() if split_key(s[0])[0] == metric}
     fold.take_back(metric, CANCEL_RETRACTS, t)
-    warned = any(slot[0] == metric and slot[1] == "warning" for slot in fold.alerts)
-    if warned and (metric, "stopped", None) not in fold.alerts:
-        deadline_at = c.breached_at or c.deadline_at
-        body = alert_body("stopped", cancelled, target, None, t, cancelled.elapsed_s, deadline_at)
+    warned = {s[0] for s in mine if s[1] == "warning"} - {s[0] for s in mine if s[1] == "stopped"}
+    for key in sorted(warned):
+        if key == c.key:
+            body = alert_body("stopped", cut, target, None, t, cut.elapsed_s, deadline_at)
+        else:  # an earlier cycle: its `met`, taken back, becomes the clear
+            body = mine[(key, "met", None)]._replace(kind="stopped", emitted_at=t)
         fold.alerts[body.slot] = body
 
 
 ACTIONS: dict[Action, Callable[[Fold, str, datetime], None]] = {
     Action.START: _start,
     Action.STOP: _stop,
-    Action.FOLLOW_STATUS: _follow_status,
+    Action.FOLLOW_STATUS: Fold.follow_status,  # rule 3
     Action.RETARGET: _retarget,
     Action.REOPEN: _reopen,
     Action.CANCEL: _cancel,
+    Action.CYCLE: _cycle,
 }
 
 
-# -- contract pinning, small helpers -----------------------------------------------------------
-
-
-def _pin(
-    contract_id: str | None,
-    version: int | None,
-    opened_at: datetime,
-    contract: ContractRecord | None,
-) -> ContractTerms | None:
-    """Rule 12: the terms of the version in force when the incident opened (or pinned)."""
-    ours = contract is not None and contract.contract_id == contract_id
-    return contract.pinned(version, opened_at) if ours and contract else None
+# -- small helpers -----------------------------------------------------------------------------
 
 
 def _opened_event(events: list[Recorded] | tuple[Recorded, ...]) -> Recorded | None:

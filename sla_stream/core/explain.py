@@ -74,6 +74,7 @@ class ClockExplanation:
     calendar: str
     timezone: str
     segments: tuple[Segment, ...]
+    cycle: int | None = None  # an update cycle's number (the open or last one is explained)
 
     @property
     def remaining_s(self) -> float | None:
@@ -100,6 +101,7 @@ class ClockExplanation:
             "calendar": self.calendar,
             "timezone": self.timezone,
             "segments": [s.to_json() for s in self.segments],
+            **({"cycle": self.cycle} if self.cycle is not None else {}),
         }
 
 
@@ -131,7 +133,8 @@ class Explanation:
         }
 
 
-# A note of the engine's clocks after an event: (instant, incident status, clocks by metric).
+# A note of the engine's clocks after an event: (instant, incident status, clocks by key: the
+# metric, or `update#N` for an update cycle, so each cycle is a clock of its own).
 Note = tuple[datetime, str | None, dict[str, Clock]]
 
 
@@ -154,11 +157,8 @@ def explain(state: IncidentState, contract: ContractRecord | None, now: datetime
     notes, final = _replay(state, contract, now)
     if final is None:
         return replace(base, waiting=f"not opened by {now.isoformat()}")
-    clocks = tuple(
-        _explain_clock(metric, notes, final.clocks, terms, now)
-        for metric in METRICS
-        if any(c.metric == metric for c in final.clocks)
-    )
+    ordered = sorted(final.clocks, key=lambda c: METRICS.index(c.metric))
+    clocks = tuple(_explain_clock(c.key, notes, final.clocks, terms, now) for c in ordered)
     return Explanation(
         state.incident_id, now, state.contract_id, terms.version, terms.customer_id,
         final.severity, final.status, None, clocks,
@@ -178,7 +178,7 @@ def _replay(
         step = result.state
         if result.ignored is None and step.evaluated and step.opened_at is not None:
             at = max(rec.occurred_at, step.opened_at)
-            notes.append((at, step.status, {c.metric: c for c in step.clocks}))
+            notes.append((at, step.status, {c.key: c for c in step.clocks}))
     if not notes:
         return notes, None
     return notes, engine.advance(step, now, contract).state
@@ -193,27 +193,27 @@ def _event(incident_id: str, rec: Recorded) -> IncidentEvent:
 
 
 def _explain_clock(
-    metric: str,
+    key: str,
     notes: list[Note],
     final: tuple[Clock, ...],
     terms: ContractTerms,
     now: datetime,
 ) -> ClockExplanation:
-    c = next(x for x in final if x.metric == metric)
-    target = terms.target(metric, c.severity)
+    c = next(x for x in final if x.key == key)
+    target = terms.target(c.metric, c.severity)
     assert target is not None, "a clock always counts against a target of its contract"
     cal = terms.calendar_of(target)
-    segments = _segments(metric, notes, terms, now)
-    started = next(at for at, _, clocks in notes if metric in clocks)
+    segments = _segments(key, notes, terms, now)
+    started = next(at for at, _, clocks in notes if key in clocks)
     ended = None if c.phase in OPEN_PHASES else (segments[-1].end_at if segments else started)
     if c.breached_at is not None:
         deadline = c.breached_at
     elif c.phase == PAUSED:
         deadline = None
     else:
-        deadline = c.deadline_at or _last_deadline(metric, notes)
+        deadline = c.deadline_at or _last_deadline(key, notes)
     return ClockExplanation(
-        metric=metric,
+        metric=c.metric,
         severity=c.severity,
         phase=c.phase,
         breached=c.breached_at is not None,
@@ -228,20 +228,21 @@ def _explain_clock(
         calendar=target.calendar,
         timezone=cal.timezone.key,
         segments=tuple(segments),
+        cycle=c.cycle or None,
     )
 
 
-def _segments(metric: str, notes: list[Note], terms: ContractTerms, now: datetime) -> list[Segment]:
+def _segments(key: str, notes: list[Note], terms: ContractTerms, now: datetime) -> list[Segment]:
     """The clock's life from its start to `now` or its last stop, cut by phase and calendar."""
     out: list[Segment] = []
     for i, (at, status, clocks) in enumerate(notes):
-        c = clocks.get(metric)
+        c = clocks.get(key)
         if c is None:
             continue
         end = notes[i + 1][0] if i + 1 < len(notes) else now
         if end <= at:
             continue
-        target = terms.target(metric, c.severity)
+        target = terms.target(c.metric, c.severity)
         assert target is not None
         here = (c.severity, target.calendar)
         if c.phase == "running":
@@ -253,7 +254,7 @@ def _segments(metric: str, notes: list[Note], terms: ContractTerms, now: datetim
                 )
         elif c.phase == PAUSED:
             out.append(Segment(PAUSED, at, end, 0, *here, status=status))
-        elif any(n[2].get(metric, c).phase in OPEN_PHASES for n in notes[i + 1 :]):
+        elif any(n[2].get(key, c).phase in OPEN_PHASES for n in notes[i + 1 :]):
             out.append(Segment(STOPPED_UNTIL_REOPEN, at, end, 0, *here))
     return _merged(out)
 
@@ -279,10 +280,10 @@ def _same(a: Segment, b: Segment) -> bool:
     )  # fmt: skip
 
 
-def _last_deadline(metric: str, notes: list[Note]) -> datetime | None:
+def _last_deadline(key: str, notes: list[Note]) -> datetime | None:
     """The deadline a stopped clock had just before its stop: none if it was paused then."""
     for _, _, clocks in reversed(notes):
-        c = clocks.get(metric)
+        c = clocks.get(key)
         if c is not None and c.phase in OPEN_PHASES:
             return c.breached_at or c.deadline_at
     return None

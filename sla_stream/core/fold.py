@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import NamedTuple
 
 from sla_stream.core import clock as clk
-from sla_stream.core.clock import Clock
+from sla_stream.core.clock import Clock, split_key
 from sla_stream.core.incident import IncidentState
 from sla_stream.core.ledger import AlertBody, AlertSlot, Ident, KindOrder, OutcomeBody, reconcile
 from sla_stream.core.models import Alert, Outcome
@@ -43,6 +43,7 @@ class Fold:
         self.outcomes: dict[str, OutcomeBody] = {}
         self.removed_at: dict[AlertSlot, datetime] = {}
         self.ended: set[str] = set()  # metrics without a clock whose stop has passed
+        self.answered = False  # a first response was folded
         # Resumed from a state whose ledger is the live set, and nothing announced since:
         # the ledger stands as it is.
         self.unchanged = False
@@ -54,7 +55,7 @@ class Fold:
         fold.severity, fold.status, fold.final = state.severity, state.status, state.final
         fold.category, fold.team, fold.opened = state.category, state.team, True
         fold.clocks = {c.metric: c for c in state.clocks}
-        fold.ended = set(state.ended)
+        fold.ended, fold.answered = set(state.ended), state.answered
         fold.alerts = state.ledger.live_alerts()
         fold.outcomes = state.ledger.live_outcomes()
         fold.unchanged = True
@@ -71,6 +72,19 @@ class Fold:
         assert target is not None, "a clock always counts against a target of its contract"
         return target
 
+    def pauses(self, target: Target) -> bool:
+        """Engine rule 3: whether a clock on `target` stands still under the incident's status
+        (the target pauses and the status is one of the contract's pause statuses)."""
+        return target.pauses and self.status in self.terms.pause_statuses
+
+    def follow_status(self, metric: str, at: datetime) -> None:
+        """Engine rule 3: pause or resume `metric`'s clock to match the incident's status."""
+        c = self.clocks[metric]
+        if c.phase not in clk.OPEN_PHASES:
+            return
+        target = self.target_of(c)
+        self.clocks[metric] = clk.follow(c, self.pauses(target), at, target, self.calendar(target))
+
     def put(self, body: AlertBody, outcome: OutcomeBody | None) -> None:
         """Make `body` the live alert of its slot and, if given, `outcome` its metric's."""
         self.unchanged = False
@@ -82,12 +96,14 @@ class Fold:
             self.outcomes[outcome.metric] = outcome
 
     def take_back(self, metric: str, kinds: tuple[str, ...], at: datetime) -> None:
-        """Remove a clock's alerts of `kinds` and its outcome (a reopen, a cancel)."""
+        """Remove a metric's alerts of `kinds` and its outcome, of every cycle if it cycles (a
+        reopen, a cancel)."""
         self.unchanged = False
-        for slot in [s for s in self.alerts if s[0] == metric and s[1] in kinds]:
+        for slot in [s for s in self.alerts if split_key(s[0])[0] == metric and s[1] in kinds]:
             del self.alerts[slot]
             self.removed_at[slot] = at
-        self.outcomes.pop(metric, None)
+        for key in [k for k in self.outcomes if split_key(k)[0] == metric]:
+            del self.outcomes[key]
 
     def settle(
         self,
@@ -131,6 +147,7 @@ class Fold:
                 "final": self.final,
                 "clocks": tuple(self.clocks.values()),
                 "ended": tuple(sorted(self.ended)),
+                "answered": self.answered,
                 "ledger": ledger,
             }
         )
@@ -148,6 +165,6 @@ def alert_body(
 ) -> AlertBody:
     """What clock `c` on `target` announces at `at`; the engine decides the figures."""
     return AlertBody(
-        c.metric, kind, threshold, c.severity, target.allowance_s, elapsed_s, deadline_at, at,
+        c.key, kind, threshold, c.severity, target.allowance_s, elapsed_s, deadline_at, at,
         target.clause_id, target.clause_title,
     )  # fmt: skip

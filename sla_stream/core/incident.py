@@ -75,6 +75,7 @@ class IncidentState(BaseModel):
     pending_since: datetime | None = None  # earliest event recorded since the last evaluation
     clocks: tuple[Clock, ...] = ()
     ended: tuple[str, ...] = ()  # metrics without a clock whose stop has passed (engine rule 1)
+    answered: bool = False  # a first response was folded (update cycles start at it)
     ledger: Ledger = Ledger()
     retired_lives: int = 0  # earlier lives of this id, retired after their retention
 
@@ -145,7 +146,7 @@ def _at(text: str | None) -> datetime | None:
 def _clock(c: list[Any]) -> Clock:
     return Clock(
         c[0], c[1], c[2], c[3], _at(c[4]), tuple(c[5]), _at(c[6]), c[7], _at(c[8]), _at(c[9]),
-        _at(c[10]),
+        _at(c[10]), *c[11:12], *[_at(x) for x in c[12:13]],
     )  # fmt: skip
 
 

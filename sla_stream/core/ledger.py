@@ -15,9 +15,11 @@ from datetime import datetime
 from typing import NamedTuple
 
 from sla_stream.core import alert_ids
+from sla_stream.core.clock import split_key
 from sla_stream.core.models import METRICS, Alert, Outcome
 
-# (metric, kind, threshold): one alert is live per slot at a time.
+# (metric, kind, threshold): one alert is live per slot at a time. Here and in the bodies,
+# `metric` is a clock's key: a cycle of a cycling metric is `metric#cycle` (`Clock.key`).
 AlertSlot = tuple[str, str, float | None]
 # Rank of each alert kind among alerts of one instant; the engine decides it (`ALERT_ORDER`).
 KindOrder = dict[str, int]
@@ -172,8 +174,8 @@ def _reconcile_outcomes(
         )
         kept.append(entry)
         fresh.append(_outcome(entry.outcome_id, body, ident, None))
-    kept.sort(key=lambda e: METRIC_ORDER[e.body.metric])
-    fresh.sort(key=lambda o: (o.completed_at or o.settled_at, METRIC_ORDER[o.metric]))
+    kept.sort(key=lambda e: _rank(e.body.metric))
+    fresh.sort(key=lambda o: (o.completed_at or o.settled_at, _rank(o.metric, o.cycle)))
     return tuple(kept), (*withdrawals, *fresh)
 
 
@@ -183,17 +185,29 @@ def _slot_key(slot: AlertSlot) -> str:
 
 
 def _alert_order(a: Alert | AlertBody, kind_order: KindOrder) -> tuple:
-    return (a.emitted_at, kind_order[a.kind], METRIC_ORDER[a.metric], a.threshold or 0.0)
+    rank = _rank(a.metric, a.cycle if isinstance(a, Alert) else None)
+    return (a.emitted_at, kind_order[a.kind], rank, a.threshold or 0.0)
+
+
+def _rank(key: str, cycle: int | None = None) -> tuple[int, int]:
+    """Metrics in `METRICS` order, a metric's cycles in order."""
+    rank = METRIC_ORDER.get(key)  # a metric (or an Alert's, with its cycle): no split
+    if rank is not None:
+        return rank, cycle or 0
+    metric, in_key = split_key(key)
+    return METRIC_ORDER[metric], in_key or 0
 
 
 def _alert(alert_id: str, b: AlertBody, ident: Ident, retracts: str | None = None) -> Alert:
+    metric, cycle = split_key(b.metric)
     return Alert(
         alert_id=alert_id,
         kind=b.kind,
         incident_id=ident.incident_id,
         contract_id=ident.contract_id,
         customer_id=ident.customer_id,
-        metric=b.metric,
+        metric=metric,  # type: ignore[arg-type]
+        cycle=cycle,
         severity=b.severity,
         threshold=b.threshold,
         allowance_s=b.allowance_s,
@@ -212,6 +226,7 @@ def _retraction(entry: LiveAlert, at: datetime, ident: Ident) -> Alert:
 
 
 def _outcome(outcome_id: str, b: OutcomeBody, ident: Ident, withdraws: str | None) -> Outcome:
+    metric, cycle = split_key(b.metric)
     return Outcome(
         outcome_id=outcome_id,
         incident_id=ident.incident_id,
@@ -221,7 +236,8 @@ def _outcome(outcome_id: str, b: OutcomeBody, ident: Ident, withdraws: str | Non
         severity=b.severity,
         category=b.category,
         team=b.team,
-        metric=b.metric,
+        metric=metric,  # type: ignore[arg-type]
+        cycle=cycle,
         allowance_s=b.allowance_s,
         elapsed_s=b.elapsed_s,
         met=b.met,

@@ -14,10 +14,11 @@ import orjson
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 Severity = Literal["P1", "P2", "P3", "P4"]
-Metric = Literal["first_response", "resolution"]
+Metric = Literal["first_response", "resolution", "update"]
 EventType = Literal[
     "opened",
     "responded",
+    "updated",
     "status_changed",
     "severity_changed",
     "resolved",
@@ -120,6 +121,8 @@ class Alert(WireModel):
     clause_title: str
     emitted_at: datetime
     retracts: str | None = None
+    # `update` only: which update cycle of the incident (1 from the first response on).
+    cycle: int | None = Field(default=None, ge=1)
     # `at_risk` only: the calibrated probability of a breach, why, and which model said so.
     probability: float | None = None
     reasons: tuple[str, ...] | None = None
@@ -154,6 +157,7 @@ class Outcome(WireModel):
     completed_at: datetime | None = None
     settled_at: datetime
     withdraws: str | None = None
+    cycle: int | None = Field(default=None, ge=1, description="`update` only: the cycle")
 
 
 # A letter's `detail` is cut to this many characters: an error message can quote the input.

@@ -7,9 +7,10 @@ Mapping (Alertmanager identifies an alert by its label set, so labels hold only 
 alert and never changes for it; everything else is an annotation):
 
 - `warning` -> `SlaWarning`, `breach` -> `SlaBreach`, firing from `startsAt` = `emitted_at`.
-  Labels: alertname, contract, customer, incident, metric, severity, clause, and threshold for
-  warnings. The `alert_id` is an annotation. A re-post of the same alert has the same labels,
-  so Alertmanager updates the alert it has instead of adding one.
+  Labels: alertname, contract, customer, incident, metric, severity, clause, threshold for
+  warnings, and cycle for update cycles (each cycle is a clock of its own). The `alert_id` is
+  an annotation. A re-post of the same alert has the same labels, so Alertmanager updates the
+  alert it has instead of adding one.
 - `met` resolves its clock's warnings; `stopped` resolves its clock's breach (and the warnings
   the breach superseded: a stopped clock has nothing left to warn about); `retracted` resolves
   the alert it names. Resolving = posting the same labels with `endsAt` = now.
@@ -39,7 +40,7 @@ FIRING_KINDS = frozenset(ALERTNAMES)
 VALID_FOR_RESENDS = 4
 CLEARED_MEMORY = 100_000  # ids of cleared alerts kept, so a late repeat cannot re-fire them
 
-Clock = tuple[str, str]  # (incident_id, metric)
+Clock = tuple[str, str, int | None]  # (incident_id, metric, update cycle)
 
 
 def labels(alert: Alert) -> dict[str, str]:
@@ -55,6 +56,8 @@ def labels(alert: Alert) -> dict[str, str]:
     }
     if alert.kind == "warning" and alert.threshold is not None:
         out["threshold"] = f"{alert.threshold:g}"
+    if alert.cycle is not None:
+        out["cycle"] = str(alert.cycle)
     return out
 
 
@@ -147,7 +150,7 @@ class AlertBook:
         """Take one record; return what to fire and what to resolve."""
         if alert.kind in FIRING_KINDS:
             return self._fire(alert, partition, now_s)
-        clock = (alert.incident_id, alert.metric)
+        clock = (alert.incident_id, alert.metric, alert.cycle)
         if alert.kind == "met":
             return self._resolve(self._of_clock(clock, ("warning",)))
         if alert.kind == "stopped":
@@ -179,7 +182,8 @@ class AlertBook:
         if self._too_old(alert, now_s):
             return Change()
         self._firing[alert.alert_id] = _Firing(alert, partition)
-        self._by_clock.setdefault((alert.incident_id, alert.metric), set()).add(alert.alert_id)
+        clock = (alert.incident_id, alert.metric, alert.cycle)
+        self._by_clock.setdefault(clock, set()).add(alert.alert_id)
         return Change(fire=[alert])
 
     def _of_clock(self, clock: Clock, kinds: tuple[str, ...]) -> list[str]:
@@ -195,7 +199,7 @@ class AlertBook:
 
     def _forget(self, alert_id: str) -> None:
         f = self._firing.pop(alert_id)
-        clock = (f.alert.incident_id, f.alert.metric)
+        clock = (f.alert.incident_id, f.alert.metric, f.alert.cycle)
         ids = self._by_clock[clock]
         ids.discard(alert_id)
         if not ids:

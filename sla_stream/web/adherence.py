@@ -3,10 +3,11 @@
 Query parameters: `contract` (required), `from` and `to` (RFC 3339 instants with an
 offset, local dates `2026-04-01` or quarters `2026-Q2`, read in the contract's zone; without
 both, the periods up to the latest one holding settled clocks, see `page_budget`), `step`
-(`hour`, `day` or `quarter`; default `day`) and `metric` (`first_response` or `resolution`;
-default both). A range of more than `MAX_API_PERIODS` periods at its step is a 400 naming the
-step that fits. The body is `analytics.adherence.report`'s JSON: per metric a rate with numerator
-and denominator per period, breaches per calendar quarter, and response-time trends per category.
+(`hour`, `day` or `quarter`; default `day`) and `metric` (`first_response`, `resolution`,
+`update`; default all). A range of more than `MAX_API_PERIODS` periods at its step is a 400
+naming the step that fits. The body is `analytics.adherence.report`'s JSON: per metric a rate
+with numerator and denominator per period, breaches per calendar quarter, and response-time
+trends per category.
 
 `GET /api/v1/adherence/contracts` lists the contract ids this worker knows (every worker knows
 all of them: contracts are a global table), so a client can report on every contract.

@@ -117,14 +117,21 @@ def _dots(points: int) -> float:
 
 def adherence_chart(data: Mapping[str, Any], target: float | Mapping[str, float]) -> str:
     """Portfolio adherence per period for each metric, in %, and the target as a black line:
-    one target for all, or one per metric (a contract's own service levels) when they differ."""
+    one target for all, or one per metric (a contract's own service levels) when they differ.
+    Update cycles are drawn only where some settled in the range (few contracts keep them)."""
     labels = data["periods"]
     labelled = len(labels) <= MAX_LABELLED_POINTS
-    targets = target if isinstance(target, Mapping) else dict.fromkeys(data["metrics"], target)
+    metrics = {
+        m: rows
+        for m, rows in data["metrics"].items()
+        if m != "update" or any(r["denominator"] for r in rows["periods"])
+    }
+    targets = target if isinstance(target, Mapping) else dict.fromkeys(metrics, target)
+    targets = {m: v for m, v in targets.items() if m in metrics}
     distinct = sorted(set(targets.values()), reverse=True)
     chart = pygal.Line(
         **_config(
-            (*PALETTE[:2], *([TARGET_COLOUR, "#868e96"][: len(distinct)])),
+            (*PALETTE[: len(metrics)], *([TARGET_COLOUR, "#868e96"][: len(distinct)])),
             range=(0, 100),
             print_labels=labelled,
             value_formatter=lambda v: f"{v:.0f} %",
@@ -132,7 +139,7 @@ def adherence_chart(data: Mapping[str, Any], target: float | Mapping[str, float]
         )
     )
     _x_labels(chart, labels)
-    for metric, rows in data["metrics"].items():
+    for metric, rows in metrics.items():
         values = [
             {"value": None}
             if r["rate"] is None

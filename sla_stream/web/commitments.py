@@ -15,7 +15,7 @@ from sla_stream.core.calendar_spec import DAY_SECONDS, WEEKDAYS, parse_block
 from sla_stream.core.models import METRICS, SEVERITIES
 from sla_stream.core.terms import ContractRecord, ContractTerms, ServiceCredit, ServiceLevel, Target
 
-METRIC_WORDS = {"first_response": "first response", "resolution": "resolution"}
+METRIC_WORDS = {"first_response": "first response", "resolution": "resolution", "update": "update"}
 _UNITS = (("day", 86_400), ("hour", 3_600), ("minute", 60), ("second", 1))
 
 
@@ -81,10 +81,12 @@ def calendar_words(block: Any) -> str:
 
 
 def target_words(target: Target, terms: ContractTerms) -> str:
-    """One target as a client reads it: 'P1 first response within 15 minutes, 24x7'."""
+    """One target as a client reads it: 'P1 first response within 15 minutes, 24x7', or for
+    update cycles 'P1 update every 1 hour, 24x7'."""
     calendar = calendar_words(terms.calendar_block(target.calendar))
+    every = "every" if target.metric == "update" else "within"
     text = (
-        f"{target.severity} {METRIC_WORDS[target.metric]} within "
+        f"{target.severity} {METRIC_WORDS[target.metric]} {every} "
         f"{duration_words(target.allowance_s)}, {calendar}"
     )
     if target.pauses and terms.pause_statuses:

@@ -93,6 +93,7 @@ QUARTERS = ["2026-Q2", "2026-Q3"]
 EXPECTED = {
     "first_response": [("2026-Q2", 1, 2), ("2026-Q3", 3, 4)],
     "resolution": [("2026-Q2", 2, 2), ("2026-Q3", 2, 4)],
+    "update": [("2026-Q2", 0, 0), ("2026-Q3", 0, 0)],  # no contract here keeps update cycles
 }
 EXPECTED_TOTALS = {"first_response": (4, 6), "resolution": (4, 6)}
 EXPECTED_P1 = {

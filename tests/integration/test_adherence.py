@@ -95,14 +95,16 @@ def scripted_stream(now: datetime) -> list[dict[str, Any]]:
 EXPECTED_QUARTERS = {
     "first_response": [("2026-Q1", 0.5, 1, 2), ("2026-Q2", 0.5, 1, 2)],
     "resolution": [("2026-Q1", 1.0, 2, 2), ("2026-Q2", 0.5, 1, 2)],
+    "update": [("2026-Q1", None, 0, 0), ("2026-Q2", None, 0, 0)],  # none in this stream
 }
 EXPECTED_DAYS = {
     "first_response": [("2026-03-31", 1.0, 1, 1), ("2026-04-01", 0.5, 1, 2)],
     "resolution": [("2026-03-31", 1.0, 1, 1), ("2026-04-01", 0.5, 1, 2)],
+    "update": [("2026-03-31", None, 0, 0), ("2026-04-01", None, 0, 0)],
 }
 EXPECTED_BREACHES = [
-    ("2026-Q1", 1, {"first_response": 1, "resolution": 0}),
-    ("2026-Q2", 2, {"first_response": 1, "resolution": 1}),
+    ("2026-Q1", 1, {"first_response": 1, "resolution": 0, "update": 0}),
+    ("2026-Q2", 2, {"first_response": 1, "resolution": 1, "update": 0}),
 ]
 # (metric, category, period) -> (count, mean business seconds) by quarter
 EXPECTED_TRENDS = {
@@ -159,7 +161,7 @@ async def wait_api(worker: WorkerProcess, timeout_s: float = 60) -> dict[str, An
         try:
             last = api(worker, **QUARTERS)
             totals = [m["total"]["denominator"] for m in last["metrics"].values()]
-            if totals == [4, 4] and rates(last) == EXPECTED_QUARTERS:
+            if totals == [4, 4, 0] and rates(last) == EXPECTED_QUARTERS:
                 return last
         except OSError as exc:
             last = exc

@@ -115,15 +115,19 @@ def table_rows(driver: webdriver.Chrome, css: str) -> list[list[str]]:
     return rows
 
 
+NO_UPDATES = "n/a (0/0)"  # the update-cycle column: no contract of the scenario keeps them
+
+
 def check_portfolio_page(driver: webdriver.Chrome) -> None:
     kpis = dict(zip(texts(driver, ".kpi .label"), texts(driver, ".kpi .sub"), strict=True))
     assert kpis["first response adherence"] == "4 met / 6 settled"
     assert kpis["resolution adherence"] == "4 met / 6 settled"
     assert texts(driver, '.kpi[data-kpi="open"] .value') == [str(OPEN_INCIDENTS)]
     # Every rate with its numerator and denominator, per quarter, in the adherence table ...
+    # (update cycles: no contract here keeps them, so n/a)
     assert table_rows(driver, "#adherence table") == [
-        ["2026-Q2", "50.0 % (1/2)", "100.0 % (2/2)"],
-        ["2026-Q3", "75.0 % (3/4)", "50.0 % (2/4)"],
+        ["2026-Q2", "50.0 % (1/2)", "100.0 % (2/2)", NO_UPDATES],
+        ["2026-Q3", "75.0 % (3/4)", "50.0 % (2/4)", NO_UPDATES],
     ]
     # ... and on the chart's points, with the target line in its legend.
     svg_text = texts(driver, "#adherence svg text")
@@ -223,8 +227,8 @@ async def test_browser_shows_the_scripted_figures_and_saves_the_screenshot(
         )
         assert driver.title == "SLA adherence · contract acme"
         assert table_rows(driver, "#adherence table") == [
-            ["2026-Q2", "50.0 % (1/2)", "100.0 % (2/2)"],
-            ["2026-Q3", "100.0 % (2/2)", "50.0 % (1/2)"],
+            ["2026-Q2", "50.0 % (1/2)", "100.0 % (2/2)", NO_UPDATES],
+            ["2026-Q3", "100.0 % (2/2)", "50.0 % (1/2)", NO_UPDATES],
         ]
         commitments = " ".join(texts(driver, "#commitments td"))
         assert "P1 first response within 10 minutes, 24x7" in commitments
@@ -241,7 +245,7 @@ async def test_browser_shows_the_scripted_figures_and_saves_the_screenshot(
         Select(driver.find_element(By.NAME, "severity")).select_by_value("P1")
         follow(driver, driver.find_element(By.CSS_SELECTOR, "form.filters button"))
         assert table_rows(driver, "#adherence table") == [
-            [p, f"{100 * n / d:.1f} % ({n}/{d})", f"{100 * n2 / d2:.1f} % ({n2}/{d2})"]
+            [p, f"{100 * n / d:.1f} % ({n}/{d})", f"{100 * n2 / d2:.1f} % ({n2}/{d2})", NO_UPDATES]
             for (p, n, d), (_, n2, d2) in zip(
                 sc.EXPECTED_P1["first_response"], sc.EXPECTED_P1["resolution"], strict=True
             )

@@ -124,6 +124,7 @@ async def test_each_customer_sees_its_own_commitments_incidents_and_adherence(
     assert got == {
         "first_response": [("2026-Q2", 1, 2), ("2026-Q3", 2, 2)],
         "resolution": [("2026-Q2", 2, 2), ("2026-Q3", 1, 2)],
+        "update": [("2026-Q2", 0, 0), ("2026-Q3", 0, 0)],
     }
     # ... and the status of its service level per month, with the credits owed.
     levels = report["service_levels"]

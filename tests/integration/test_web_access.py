@@ -289,6 +289,7 @@ async def test_two_secured_workers_answer_together_with_the_cluster_secret(
             if status == 200 and [m["total"]["denominator"] for m in body["metrics"].values()] == [
                 4,
                 4,
+                0,  # update cycles: none in this stream
             ]:
                 answers[w.web_port] = body
         await asyncio.sleep(0.5)

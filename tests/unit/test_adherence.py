@@ -109,15 +109,37 @@ def test_daily_rates_in_berlin_are_hand_computed() -> None:
     assert rep["from"] == "2026-03-31T00:00:00+02:00" and rep["to"] == "2026-04-02T00:00:00+02:00"
 
 
+NONE = {"first_response": 0, "resolution": 0, "update": 0}
+
+
 def test_breaches_per_quarter_use_the_contract_zone() -> None:
     berlin = day_report(rolled(STREAM))["breaches_per_quarter"]
     assert berlin == [
-        {"quarter": "2026-Q1", "breaches": 0, "by_metric": {"first_response": 0, "resolution": 0}},
-        {"quarter": "2026-Q2", "breaches": 2, "by_metric": {"first_response": 1, "resolution": 1}},
+        {"quarter": "2026-Q1", "breaches": 0, "by_metric": {**NONE, "first_response": 0}},
+        {
+            "quarter": "2026-Q2",
+            "breaches": 2,
+            "by_metric": {**NONE, "first_response": 1, "resolution": 1},
+        },
     ]
     # In UTC, o2 (22:10Z on 31 Mar) is a Q1 breach.
     in_utc = day_report(rolled(STREAM, "UTC"), "UTC")["breaches_per_quarter"]
     assert [(q["quarter"], q["breaches"]) for q in in_utc] == [("2026-Q1", 1), ("2026-Q2", 1)]
+
+
+def test_update_adherence_counts_cycles() -> None:
+    """Each update cycle is an outcome of its own (engine rule 14): a day with three cycles of
+    one incident, one breached, is 2 met / 3 settled, and a withdrawn cycle leaves the count."""
+    cycles = [
+        outcome(f"u{n}", utc(2026, 4, 1, 8 + n), met=n != 2, elapsed_s=1800, metric="update")
+        for n in (1, 2, 3)
+    ]
+    cycles = [c.model_copy(update={"cycle": n}) for n, c in enumerate(cycles, start=1)]
+    rep = day_report(rolled([*cycles, cycles[0]]), metric="update")
+    assert rates(rep, "update") == [("2026-03-31", None, 0, 0), ("2026-04-01", 2 / 3, 2, 3)]
+    assert rep["breaches_per_quarter"][-1]["by_metric"] == {"update": 1}
+    rep = day_report(rolled([*cycles, withdrawal(cycles[2], "w-u3")]), metric="update")
+    assert rates(rep, "update")[-1] == ("2026-04-01", 0.5, 1, 2)
 
 
 def test_quarter_step_and_metric_filter() -> None:

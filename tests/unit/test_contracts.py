@@ -601,13 +601,23 @@ def test_the_example_file_validates() -> None:
     assert [v.version for v in records["nordwind-logistik-msa"].versions] == [1, 2]
     for record in records.values():
         for terms in record.versions:
-            assert {(t.metric, t.severity) for t in terms.targets} == {
-                (m, s) for m in METRICS for s in SEVERITIES
+            have = {(t.metric, t.severity) for t in terms.targets}
+            # every response and resolution target; update cycles where the tier keeps them
+            assert {(m, s) for m, s in have if m != "update"} == {
+                (m, s) for m in METRICS if m != "update" for s in SEVERITIES
             }
             for target in terms.targets:  # every target names a clause the contract has
                 assert terms.clauses[target.clause_id]["title"] == target.clause_title
                 assert terms.clauses[target.clause_id]["text"]
                 BusinessCalendar.from_dict(terms.calendars[target.calendar])
+    # the amendment keeps the duty manager informed every 30 minutes while P1; update cycles
+    # pause on the pause statuses by default, like resolution
+    v2 = records["nordwind-logistik-msa"].version(2)
+    assert v2 is not None
+    update_p1 = v2.target("update", "P1")
+    assert update_p1 is not None and update_p1.clause_id == "A1-2"
+    assert (update_p1.allowance_s, update_p1.pauses) == (1800.0, True)
+    assert records["tallgrass-coop-basic"].versions[0].target("update", "P1") is None
 
 
 def test_the_example_calendars_have_public_holidays() -> None:
@@ -651,7 +661,7 @@ def test_the_example_amendment_supersedes_version_one_from_july_2026() -> None:
 def test_cli_validate_summarises_a_valid_file() -> None:
     result = CliRunner().invoke(contracts, ["validate", str(EXAMPLE)])
     assert result.exit_code == 0, result.output
-    assert "valid: 7 contracts, 8 versions, 64 targets" in result.output
+    assert "valid: 7 contracts, 8 versions, 75 targets" in result.output
     assert "nordwind-logistik-msa: customer nordwind-logistik, tier platinum, 2 versions" in (
         result.output
     )
@@ -689,11 +699,12 @@ def test_cli_show_prints_the_effective_terms_as_a_table() -> None:
         "pauses",
         "clause",
     ]
-    rows = lines[header + 2 : header + 10]
-    assert lines[header + 10] == ""  # then the service levels and the credit clause
-    assert lines[header + 11].split()[:3] == ["service", "level", "commitment"]
-    assert "95 % of P1/P2 first responses within target each month" in lines[header + 14]
+    rows = lines[header + 2 : header + 12]
+    assert lines[header + 12] == ""  # then the service levels and the credit clause
+    assert lines[header + 13].split()[:3] == ["service", "level", "commitment"]
+    assert "95 % of P1/P2 first responses within target each month" in lines[header + 16]
     assert lines[-1].startswith("service credit (A1-6 Service Credits (Amendment 1)): ")
+    assert len(rows) == 10
     assert rows[0].split() == [
         "first_response",
         "P1",
@@ -711,6 +722,7 @@ def test_cli_show_prints_the_effective_terms_as_a_table() -> None:
         "1)",
     ]
     assert rows[6].split()[:6] == ["resolution", "P3", "16", "hours", "berlin-office", "50%"]
+    assert rows[8].split()[:7] == ["update", "P1", "30", "minutes", "24x7", "50%", "yes"]
 
 
 def test_cli_show_an_unknown_contract_or_version() -> None:

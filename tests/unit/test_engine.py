@@ -22,7 +22,7 @@ from tests.unit.engine_cases import (
     terms,
 )
 
-FR, RES = "first_response", "resolution"
+FR, RES, UPD = "first_response", "resolution", "update"
 P1_STORY = (
     ("Mon 09:00", "opened", {"severity": "P1"}),
     ("Mon 10:30", "responded"),
@@ -38,8 +38,15 @@ def test_table_lists_every_metric_and_event_type_with_only_known_actions() -> No
     assert TRANSITIONS[(RES, "responded")] == (Action.FOLLOW_STATUS,)
     assert TRANSITIONS[(RES, "reopened")][0] is Action.REOPEN
     assert all(isinstance(a, Action) for row in TRANSITIONS.values() for a in row)
-    starts = {t for (_, t), row in TRANSITIONS.items() if Action.START in row}
+    starts = {t for (m, t), row in TRANSITIONS.items() if Action.START in row and m != UPD}
     assert starts == {"opened", "severity_changed"}  # rule 1: a raise can start a clock
+    # rule 14: update cycles start at the first response, and after it at a raise or a reopen
+    cycle_starts = {t for (m, t), row in TRANSITIONS.items() if Action.START in row and m == UPD}
+    assert cycle_starts == {"responded", "severity_changed", "reopened"}
+    assert {t for (_, t), row in TRANSITIONS.items() if Action.CYCLE in row} == {
+        "responded",
+        "updated",
+    }
 
 
 def test_unknown_contract_parks_then_evaluates_from_recorded_events() -> None:

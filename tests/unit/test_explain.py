@@ -40,11 +40,11 @@ def target(metric: str, severity: str, hours: float, calendar: str) -> Target:
         calendar=calendar,
         clause_id="4.1" if metric == "first_response" else "4.2",
         clause_title="Response" if metric == "first_response" else "Resolution",
-        pauses=metric == "resolution",
+        pauses=metric in ("resolution", "update"),
     )
 
 
-def contract(office: dict[str, Any], version: int = 3) -> ContractRecord:
+def contract(office: dict[str, Any], version: int = 3, updates: bool = False) -> ContractRecord:
     targets = (
         target("first_response", "P1", 1, "24x7"),
         target("first_response", "P3", 4, "office"),
@@ -53,6 +53,11 @@ def contract(office: dict[str, Any], version: int = 3) -> ContractRecord:
         target("resolution", "P3", 16, "office"),
         target("resolution", "P4", 40, "office"),
     )
+    if updates:  # update cycles (engine rule 14): every hour while P1, 8 office hours while P3
+        targets += (
+            target("update", "P1", 1, "24x7"),
+            target("update", "P3", 8, "office"),
+        )
     terms = ContractTerms(
         contract_id="acme",
         version=version,
@@ -296,6 +301,29 @@ def test_an_incident_without_terms_says_why_it_has_no_clocks() -> None:
     assert explain(retired, record, now).waiting == "retired: its record passed its retention"
 
 
+def test_the_open_update_cycle_is_explained_from_its_own_start() -> None:
+    record = contract(OFFICE_UTC, updates=True)
+    now = utc("2026-03-02T11:00Z")
+    rows = [
+        ("2026-03-02T09:00Z", "opened", {"severity": "P1"}),
+        ("2026-03-02T09:10Z", "responded"),
+        ("2026-03-02T09:40Z", "updated"),  # cycle 1 met; cycle 2 from 09:40
+        ("2026-03-02T10:00Z", "status_changed", {"status": "pending_customer"}),
+        ("2026-03-02T10:30Z", "status_changed", {"status": "in_progress"}),
+    ]
+    explanation = explain(run(record, rows, now), record, now)
+    (update,) = [c for c in explanation.clocks if c.metric == "update"]
+    assert (update.cycle, update.started_at, update.phase) == (2, utc(rows[2][0]), "running")
+    assert [(s.kind, s.start_at.strftime("%H:%M"), s.business_us) for s in update.segments] == [
+        ("counting", "09:40", 1200 * 10**6),
+        ("paused", "10:00", 0),
+        ("counting", "10:30", 1800 * 10**6),
+    ]
+    assert update.elapsed_s == 3000 and update.deadline_at == utc("2026-03-02T11:10Z")
+    assert update.to_json()["cycle"] == 2
+    assert "cycle" not in explanation.clocks[0].to_json()
+
+
 # -- the property: segments partition each clock's life and sum to its elapsed --------------------
 
 EVENT_KINDS = st.sampled_from(
@@ -306,6 +334,7 @@ EVENT_KINDS = st.sampled_from(
         ("severity_changed", {"severity": "P3"}),
         ("severity_changed", {"severity": "P4"}),
         ("responded", {}),
+        ("updated", {}),
         ("resolved", {}),
         ("reopened", {}),
         ("closed", {}),
@@ -332,7 +361,7 @@ def test_segments_sum_to_elapsed_and_are_contiguous(
 ) -> None:
     # Holidays where the incident runs (the generated ones fall anywhere in 2011-2028).
     near = [(START.date() + timedelta(days=d)).isoformat() for d in holiday_days]
-    record = contract({**block, "holidays": [*block["holidays"], *near]})
+    record = contract({**block, "holidays": [*block["holidays"], *near]}, updates=True)
     rows: list[tuple[Any, ...]] = [(START.isoformat(), "opened", {"severity": severity})]
     for minute, (kind, fields) in sorted(later, key=lambda x: x[0]):
         if minute > now_min:

@@ -46,6 +46,26 @@ def test_stream_has_the_shape_of_real_life() -> None:
         assert EXAMPLE_CONTRACTS[e.contract_id].for_incident_opened_at(e.occurred_at) is not None
 
 
+def test_p1_and_p2_customers_are_updated_between_response_and_resolution() -> None:
+    events = list(iter_events(2000, 2, contracts=EXAMPLE_CONTRACTS))
+    by_incident: dict[str, list] = {}
+    for e in events:
+        by_incident.setdefault(e.incident_id, []).append(e)
+    updated = 0
+    for evs in by_incident.values():
+        severity = next(e.severity for e in evs if e.type == "opened")
+        updates = [e.occurred_at for e in evs if e.type == "updated"]
+        if severity in ("P3", "P4"):
+            assert not updates
+            continue
+        updated += bool(updates)
+        if updates:
+            responded = min(e.occurred_at for e in evs if e.type == "responded")
+            resolved = min(e.occurred_at for e in evs if e.type == "resolved")
+            assert responded < min(updates) and max(updates) <= resolved
+    assert updated > 100  # most of the ~300 P1/P2 incidents stay open longer than an update gap
+
+
 def test_rate_sets_the_arrival_rate() -> None:
     opened = [e for e in iter_events(2000, 3, rate_per_hour=20.0) if e.type == "opened"]
     hours = (opened[-1].occurred_at - opened[0].occurred_at).total_seconds() / 3600

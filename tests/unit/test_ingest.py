@@ -130,6 +130,17 @@ def test_a_batch_with_one_bad_item_rejects_that_item_with_reason_and_field() -> 
     assert decode_event(batch.records[1].value, 65536).event_id == "e3"
 
 
+def test_an_update_is_accepted_and_an_unknown_type_refused_naming_the_field() -> None:
+    """`updated` (a customer-visible update, engine rule 14) passes the door and the codec."""
+    update = {"event_id": "u1", "incident_id": "INC-1", "type": "updated"}
+    update["occurred_at"] = "2026-03-02T10:00:00+00:00"
+    typo = {**update, "event_id": "u2", "type": "update"}
+    batch = check_items(orjson.dumps([update, typo]), max_event_bytes=65536)
+    assert [r["accepted"] for r in batch.results] == [True, False]
+    assert (batch.results[1]["reason"], batch.results[1]["field"]) == ("invalid", "type")
+    assert decode_event(batch.records[0].value, 65536).type == "updated"
+
+
 def test_one_object_is_a_batch_of_one() -> None:
     batch = check_items(orjson.dumps(event(7)), max_event_bytes=65536)
     assert batch.results == [{"index": 0, "event_id": "e7", "accepted": True}]

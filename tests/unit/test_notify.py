@@ -90,6 +90,23 @@ def test_met_resolves_its_clocks_warnings_only() -> None:
     assert not book.apply(alert("met"), 0, NOW)
 
 
+def test_each_update_cycle_is_an_alertmanager_alert_of_its_own() -> None:
+    """Update cycles (engine rule 14) share incident and metric: the cycle tells them apart."""
+    book = AlertBook()
+
+    def cycle(kind: str, n: int) -> Alert:
+        return alert(kind, metric="update", cycle=n, alert_id=f"update-{n}-{kind}")
+
+    book.apply(cycle("breach", 2), 0, NOW)
+    book.apply(cycle("warning", 3), 0, NOW)
+    assert labels(cycle("breach", 2))["cycle"] == "2"
+    assert labels(cycle("warning", 3)) != labels(cycle("warning", 2))
+    change = book.apply(cycle("stopped", 2), 0, NOW)  # clears cycle 2's breach, not cycle 3
+    assert [(a.kind, a.cycle) for a in change.resolve] == [("breach", 2)]
+    assert [(a.kind, a.cycle) for a in book.firing(NOW)] == [("warning", 3)]
+    assert "cycle" not in labels(alert("warning"))
+
+
 def test_stopped_resolves_the_breach_and_the_warnings_it_superseded() -> None:
     book = AlertBook()
     for a in (alert("warning"), alert("breach"), alert("breach", metric="resolution")):

@@ -19,8 +19,10 @@ from sla_stream.core.models import IncidentEvent
 from sla_stream.core.terms import ContractRecord
 from sla_stream.web.auth import hash_token
 from sla_stream.web.cluster import Gathered
+from sla_stream.web.commitments import target_words
 from sla_stream.web.open_incidents import IncidentFilter, view_of
 from sla_stream.web.portal import Portal, default_range, portal_tokens
+from tests.unit.engine_cases import STANDARD_TARGETS, target, terms
 
 NOW = datetime(2026, 5, 4, 10, 0, tzinfo=UTC)
 
@@ -324,3 +326,10 @@ def test_default_range_is_four_quarters_in_the_contract_zone() -> None:
         "2025-Q3",
         "2026-Q3",
     )
+
+
+def test_an_update_target_reads_as_an_interval() -> None:
+    """Update cycles (engine rule 14) are an interval, not a deadline: 'every', not 'within'."""
+    update = target("update", "P1", 1, "24x7", pauses=True)
+    words = target_words(update, terms((*STANDARD_TARGETS, update)))
+    assert words == "P1 update every 1 hour, 24x7; paused while pending_customer, awaiting_customer"

@@ -204,6 +204,16 @@ def test_charts_are_svg_with_no_script_and_point_labels_of_met_over_settled() ->
     assert "<script" not in bars and ">b<" in bars
 
 
+def test_the_chart_draws_update_cycles_only_where_some_settled() -> None:
+    reports = [report_of(A, "a", "Europe/Berlin"), report_of(B, "b", "UTC")]
+    port = portfolio(reports, "quarter")
+    assert ">update<" not in charts.adherence_chart(port, 0.95)  # none settled here
+    cycles = port["metrics"]["update"]["periods"]
+    cycles[0] = {**cycles[0], "rate": 0.75, "numerator": 3, "denominator": 4}
+    svg = charts.adherence_chart(port, {"first_response": 0.9, "resolution": 0.95, "update": 0.95})
+    assert ">update<" in svg and ">3/4<" in svg and ">resolution and update target 95 %<" in svg
+
+
 def test_rate_text_states_numerator_and_denominator() -> None:
     assert dashboard_html.rate_text({"rate": 0.5, "numerator": 1, "denominator": 2}) == (
         "50.0 % (1/2)"

@@ -154,5 +154,5 @@ def test_replay_events_matches_a_scenario_in_process() -> None:
     scenario = load_scenario(SCENARIOS / "p1-response-breach.yaml")
     alerts, outcomes, summary = replay_events(scenario.events(), scenario.contracts, scenario.until)
     assert len(alerts) == len(scenario.alerts) and len(outcomes) == len(scenario.outcomes)
-    assert summary.adherence == {"first_response": (0, 1), "resolution": (1, 1)}
+    assert summary.adherence == {"first_response": (0, 1), "resolution": (1, 1), "update": (0, 0)}
     assert summary.alerts["stopped"] == 1 and summary.withdrawals == 1
