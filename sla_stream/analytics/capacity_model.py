@@ -43,6 +43,8 @@ FEATURES = (
     "minute_of_hour",
 )
 MONOTONE = (0, 0, 0, 0, 1, 1, -1, -1, -1, 1, 1, 0)
+# Derived from the columns above inside the model, so a what-if changes them consistently.
+DERIVED_MONOTONE = (-1,)
 TEAM_AGENTS, DESK_AGENTS, TEAM_ARRIVALS, DESK_ARRIVALS, TEAM_BACKLOG = 4, 5, 6, 7, 8
 NEXT_HOUR_AGENTS, WITHIN_2H_AGENTS = 9, 10
 PRIOR_WEIGHT = 20.0  # pseudo-incidents pulling a small team's rate toward the desk's
@@ -181,6 +183,17 @@ def with_agents(rows: np.ndarray, agents: np.ndarray | float) -> np.ndarray:
     return changed
 
 
+def design(rows: np.ndarray) -> np.ndarray:
+    """`rows` and the team's arrivals per agent in the hour, the load each agent faces.
+
+    A busy agent answers like another whatever the hour: the ratio lets what the model learnt
+    at one staffing and load carry to another with the same load per agent (without it, a
+    simulated desk's recommendations fell to 1 agent where 3 were needed, docs/capacity.md).
+    """
+    per_agent = rows[:, TEAM_ARRIVALS] / np.maximum(rows[:, TEAM_AGENTS], 1.0)
+    return np.column_stack([rows, per_agent])
+
+
 def labels(records: list[IncidentRecord], within_s: float) -> np.ndarray:
     return np.array([met(r, within_s) for r in records], dtype=int)
 
@@ -196,17 +209,17 @@ class AdherenceModel:
             max_leaf_nodes=15,
             min_samples_leaf=40,
             l2_regularization=1.0,
-            monotonic_cst=list(MONOTONE),
+            monotonic_cst=list(MONOTONE + DERIVED_MONOTONE),
             random_state=seed,
         )
 
     def fit(self, rows: np.ndarray, y: np.ndarray) -> AdherenceModel:
         if len(set(y.tolist())) < 2:
             raise ValueError("the training window needs both met and missed first responses")
-        self.classifier.fit(rows, y)
+        self.classifier.fit(design(rows), y)
         return self
 
     def predict(self, rows: np.ndarray) -> np.ndarray:
         if len(rows) == 0:
             return np.empty(0)
-        return self.classifier.predict_proba(rows)[:, 1]
+        return self.classifier.predict_proba(design(rows))[:, 1]

@@ -63,6 +63,19 @@ def cell_curve(fitted: Fitted, rows: np.ndarray, agents: np.ndarray) -> np.ndarr
     return np.maximum.accumulate(predicted)  # exact monotonicity, whatever float rounding does
 
 
+def typical(rows: np.ndarray) -> np.ndarray:
+    """A cell's incidents with the carry-over a typical week leaves, not each past day's.
+
+    The recommendation is for the hour as planned, every other hour as usual: the carry-over at
+    the hour's start is the cell's median, so one past day with an unusual backlog (left by an
+    understaffed morning) does not set the plan. The next hour's agents stay as they were
+    (setting them to today's did not help on the simulated desks, docs/capacity.md).
+    """
+    planned = rows.copy()
+    planned[:, TEAM_BACKLOG] = np.median(rows[:, TEAM_BACKLOG])
+    return planned
+
+
 def _current(
     fitted: Fitted, team: str, records: list[IncidentRecord], roster: dict[str, list[int]] | None
 ) -> list[float]:
@@ -118,7 +131,8 @@ def plan(
                 rows[hours == how, TEAM_ARRIVALS] = rows[hours == how, TEAM_ARRIVALS].sum() / weeks
         cells, team_predicted = [], {}
         for how in sorted(set(hours.tolist())):
-            curve = cell_curve(fitted, rows[hours == how], what_if.effective(agents))
+            cell_rows = typical(rows[hours == how])
+            curve = cell_curve(fitted, cell_rows, what_if.effective(agents))
             per_week = int((hours == how).sum()) / weeks
             cell = _cell(how, per_week, float(current[how]), curve, target)
             cell.update(_band(cell["predicted"], band))

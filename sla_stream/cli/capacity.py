@@ -221,12 +221,12 @@ def render_backtest(result: dict[str, Any], fmt: str) -> str:
     lines = [
         f"fit {p['fit_from'][:10]}..{p['cut'][:10]} ({p['train_incidents']} incidents), "
         f"scored {p['cut'][:10]}..{p['end'][:10]} ({p['test_incidents']} incidents)",
-        f"{'cells':<14}{'n':>5}{'model MAE':>11}{'last week':>11}{'Erlang C':>10}",
+        f"{'cells':<14}{'n':>5}{'model MAE':>11}{'last week':>11}{'Erlang C':>10}{'floor':>8}",
     ]
     for level in ("group_week", "hour_of_week"):
         r = result[level]
         lines.append(
             f"{level:<14}{len(r['cells']):>5}{r['mae']:>11.2f}{r['last_week_mae']:>11.2f}"
-            f"{r['erlang_c_mae']:>10.2f}"
+            f"{r['erlang_c_mae']:>10.2f}{r['noise_floor']['binomial']:>8.2f}"
         )
     return "\n".join(lines) + "\n"

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -50,8 +51,8 @@ def simulated_history(seed: int = SEED) -> History:
     return history
 
 
-def fitted_desk() -> capacity_backtest.Fitted:
-    history = simulated_history()
+def fitted_desk(seed: int = SEED) -> capacity_backtest.Fitted:
+    history = simulated_history(seed)
     end = START + timedelta(days=DAYS)
     protocol = capacity_backtest.Protocol(cut=end, end=end, fit_days=DAYS, within_s=60 * WITHIN_MIN)
     return capacity_backtest.fit(history, protocol)
@@ -66,13 +67,22 @@ def test_the_simulation_is_reproducible_from_its_seed() -> None:
     assert simulate(RATES, agents, HANDLE_MIN, 5) != simulate(RATES, agents, HANDLE_MIN, 6)
 
 
-def test_the_recommendation_is_within_one_agent_of_the_simulated_truth() -> None:
-    truth = right_staffing(
+@pytest.fixture(scope="module")
+def truth() -> dict[int, int]:
+    return right_staffing(
         RATES, SCHEDULE, HANDLE_MIN, within_min=WITHIN_MIN, target=0.95, days=40, seed=7
     )
+
+
+# Seed 3 is the history that defeated the previous model (65 of 84 cells): a second draw.
+@pytest.mark.parametrize("seed", [SEED, 3])
+def test_the_recommendation_is_within_one_agent_of_the_simulated_truth(
+    truth: dict[int, int], seed: int
+) -> None:
     # The truth is not one number: business hours need different staffing.
     assert len({truth[h] for h in range(8, 20)}) >= 2
-    cells = plan(FITTED, 0.95, teams=["desk"], max_agents=10)["teams"][0]["cells"]
+    fitted = FITTED if seed == SEED else fitted_desk(seed)
+    cells = plan(fitted, 0.95, teams=["desk"], max_agents=10)["teams"][0]["cells"]
     assert len(cells) == 7 * 12  # every open hour of the week is checked
     off = [
         (c["hour_of_week"], c["needed"], truth[c["hour_of_week"] % 24])
