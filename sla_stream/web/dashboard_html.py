@@ -398,7 +398,11 @@ def page(model: Mapping[str, Any]) -> str:
         + '<div class="grid">'
         + adherence_card(model)
         + breaches_card(model, filters)
-        + "".join(trend_card(m, model) for m in METRICS)
+        # Update cycles are charted only where some settled: most desks keep none, and two
+        # empty charts would say nothing.
+        + "".join(
+            trend_card(m, model) for m in METRICS if m != "update" or model["categories"].get(m)
+        )
         + "</div>"
         + at_risk_card(model)
         + service_levels_html.card(model)
