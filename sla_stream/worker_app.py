@@ -25,6 +25,7 @@ from sla_stream.stream.app import StreamParts, build_stream
 from sla_stream.stream.local_state import rebuild_if_stale
 from sla_stream.stream.worker import (
     keep_queued_messages,
+    leave_group_on_stop,
     prepare_topics,
     prompt_fetches,
     recovery_check_for,
@@ -171,6 +172,7 @@ def run_worker(settings: Settings, bootstrap: str) -> int:
     broker = prepare_topics(settings, bootstrap)
     settings, check_note = recovery_check_for(settings, broker)
     prompt_fetches()
+    leave_group_on_stop()
     asyncio.set_event_loop(asyncio.new_event_loop())
     sla = create_app(settings, bootstrap)
     tabledir = Path(sla.faust.conf.tabledir)
