@@ -29,6 +29,7 @@ from sla_stream.stream.worker import (
     prepare_topics,
     prompt_fetches,
     recovery_check_for,
+    start_tables_at_once,
 )
 from sla_stream.web.access import Access, ClusterRouter, Keys, Routes, bind_host
 from sla_stream.web.adherence import register_adherence_views
@@ -100,7 +101,7 @@ def faust_settings(settings: Settings, bootstrap: str) -> dict[str, Any]:
         "topic_allow_declare": True,
         "table_standby_replicas": settings.standby_replicas,
         "broker_rebalance_timeout": settings.rebalance_timeout,
-        "broker_session_timeout": max(10.0, settings.rebalance_timeout * 3),
+        "broker_session_timeout": settings.session_timeout,
         "broker_heartbeat_interval": 1.0,
         # Tansu reports end offsets wrong after multi-record batches; on Kafka keep the check.
         "recovery_consistency_check": settings.consistency_check,
@@ -173,6 +174,7 @@ def run_worker(settings: Settings, bootstrap: str) -> int:
     settings, check_note = recovery_check_for(settings, broker)
     prompt_fetches()
     leave_group_on_stop()
+    start_tables_at_once()
     asyncio.set_event_loop(asyncio.new_event_loop())
     sla = create_app(settings, bootstrap)
     tabledir = Path(sla.faust.conf.tabledir)

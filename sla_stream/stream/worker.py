@@ -122,6 +122,27 @@ def leave_group_on_stop() -> None:
     GroupCoordinator._maybe_leave_group = maybe_leave_group  # type: ignore[method-assign]
 
 
+def start_tables_at_once() -> None:
+    """Drop the one-second pause Faust's table manager takes before it starts (idempotent).
+
+    Faust waits there for tables an agent might still declare; every table of the worker is
+    declared when the app is built (`build_stream`), and the consumer's group join waits for
+    the table manager, so each start paid that second before joining.
+    """
+    from faust.tables.manager import TableManager
+
+    if getattr(TableManager.on_start, "at_once", False):
+        return
+
+    async def on_start(self: TableManager) -> None:
+        if not self.should_stop:
+            await self._update_channels()
+            await self.recovery.start()
+
+    on_start.at_once = True  # type: ignore[attr-defined]
+    TableManager.on_start = on_start  # type: ignore[method-assign]
+
+
 def keep_queued_messages(flow: Any) -> None:
     """Make `flow.resume()` clear the agents' queues only when it really resumes.
 
