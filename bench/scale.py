@@ -30,6 +30,7 @@ from bench import kit
 from sla_stream.core import engine
 from sla_stream.core.models import IncidentEvent
 from sla_stream.core.terms import ContractRecord, ContractTerms, Target
+from sla_stream.stream.checkpoint import mark_clean_stop
 from sla_stream.stream.state import IncidentRecord
 
 TITLE = "Scale: open incidents on one worker"
@@ -142,6 +143,9 @@ def populate(data_dir: Path, prefix: str, n: int, at: datetime) -> int:
     finally:
         for db in dbs:
             db.close()
+    # As an orderly stop leaves it: without this file the worker takes the tables for the
+    # leftovers of a crash and deletes them (`stream/checkpoint.py`).
+    mark_clean_stop(data_dir)
     return written
 
 
@@ -280,7 +284,7 @@ def through_worker(system: kit.System, n: int) -> Level:
 def direct(system: kit.System, n: int, prefix: str) -> Level:
     system.create_topics()
     system.put_contracts({CONTRACT: contract()})
-    worker = system.worker(f"direct-{prefix}")
+    worker = system.worker(f"direct-{prefix}{n}")  # its own data directory and group
     began = time.perf_counter()
     populate(worker.data_dir, prefix, n, datetime.now(UTC))
     load_s = time.perf_counter() - began
