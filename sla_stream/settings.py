@@ -72,7 +72,14 @@ class Settings(BaseSettings):
         description="dead letters the window must hold before the ratio can pause the worker",
     )
     rebalance_timeout: float = Field(
-        default=3.0, gt=0, description="seconds; the embedded broker joins groups only after it"
+        default=3.0, gt=0, description="seconds the group waits for its members to rejoin"
+    )
+    session_timeout: float = Field(
+        default=6.0,
+        ge=1,
+        description="seconds without a heartbeat before the group drops a worker (Kafka's "
+        "group.min.session.timeout.ms is 6 by default); the embedded broker also holds every "
+        "join for half of it, so a restart waits that long for its partitions",
     )
     log_level: str = "info"
     recovery_consistency_check: bool | None = Field(

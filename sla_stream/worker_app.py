@@ -25,9 +25,11 @@ from sla_stream.stream.app import StreamParts, build_stream
 from sla_stream.stream.local_state import rebuild_if_stale
 from sla_stream.stream.worker import (
     keep_queued_messages,
+    leave_group_on_stop,
     prepare_topics,
     prompt_fetches,
     recovery_check_for,
+    start_tables_at_once,
 )
 from sla_stream.web.access import Access, ClusterRouter, Keys, Routes, bind_host
 from sla_stream.web.adherence import register_adherence_views
@@ -99,7 +101,7 @@ def faust_settings(settings: Settings, bootstrap: str) -> dict[str, Any]:
         "topic_allow_declare": True,
         "table_standby_replicas": settings.standby_replicas,
         "broker_rebalance_timeout": settings.rebalance_timeout,
-        "broker_session_timeout": max(10.0, settings.rebalance_timeout * 3),
+        "broker_session_timeout": settings.session_timeout,
         "broker_heartbeat_interval": 1.0,
         # Tansu reports end offsets wrong after multi-record batches; on Kafka keep the check.
         "recovery_consistency_check": settings.consistency_check,
@@ -171,6 +173,8 @@ def run_worker(settings: Settings, bootstrap: str) -> int:
     broker = prepare_topics(settings, bootstrap)
     settings, check_note = recovery_check_for(settings, broker)
     prompt_fetches()
+    leave_group_on_stop()
+    start_tables_at_once()
     asyncio.set_event_loop(asyncio.new_event_loop())
     sla = create_app(settings, bootstrap)
     tabledir = Path(sla.faust.conf.tabledir)

@@ -11,12 +11,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import click
-import numpy as np
 import orjson
 
-from sla_stream.analytics import capacity_backtest
 from sla_stream.analytics.capacity_history import History, history_from_events
-from sla_stream.analytics.capacity_plan import WhatIf, plan
 from sla_stream.analytics.capacity_roster import RosterError, load_roster
 from sla_stream.core.models import IncidentEvent
 
@@ -92,6 +89,13 @@ def capacity(ctx: click.Context, **opts: Any) -> None:
     """Agents needed per team and hour of the week for a first-response target."""
     if ctx.invoked_subcommand is not None:
         return
+    # The model's libraries (scikit-learn, scipy, pyworkforce) take seconds to import: only the
+    # capacity commands load them, not every `sla-stream` command (the worker waited 4 s).
+    import numpy as np
+
+    from sla_stream.analytics import capacity_backtest
+    from sla_stream.analytics.capacity_plan import WhatIf, plan
+
     history = load_history(opts["log"], opts["mapping"], opts["events"], opts["timezone"])
     roster = None
     if opts["roster"] is not None:
@@ -184,6 +188,8 @@ def render_plan(result: dict[str, Any], fmt: str) -> str:
 )
 def backtest_command(cut: datetime, end: datetime, fit_days: float | None, **opts: Any) -> None:
     """Fit before --cut, predict first-response adherence per cell up to --end, beside baselines."""
+    from sla_stream.analytics import capacity_backtest
+
     history = load_history(opts["log"], opts["mapping"], opts["events"], opts["timezone"])
     zone = history.zone
     protocol = capacity_backtest.Protocol(

@@ -21,7 +21,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -75,9 +75,12 @@ def state_expires_at(state: IncidentState, retention: timedelta | None) -> datet
     return expires_at(state.final, state.opened_at is not None, last, retention)
 
 
-@dataclass(frozen=True)
-class RecordSummary:
-    """What a rebuild needs of one stored record: its index entries, open clocks, outbox."""
+class RecordSummary(NamedTuple):
+    """What a rebuild needs of one stored record: its index entries, open clocks, outbox.
+
+    A tuple rather than a frozen dataclass: a rebuild builds one per stored record, and the
+    dataclass's `__init__` cost as much as parsing the record (6 of 18 µs per record).
+    """
 
     parked: bool
     contract_id: str | None
@@ -107,8 +110,9 @@ class RecordSummary:
             raise ValueError(f"not an incident record of format {FORMAT}")
         parked = state.get("parked", False)
         due = state.get("next_due_at")
+        clocks = state.get("clocks", ())
         slots = () if parked else tuple(
-            (c[_METRIC], c[_SEVERITY]) for c in state.get("clocks", ()) if c[_PHASE] in OPEN_PHASES
+            (c[_METRIC], c[_SEVERITY]) for c in clocks if c[_PHASE] in OPEN_PHASES
         )  # fmt: skip
         events = state.get("events")
         last = datetime.fromisoformat(events[-1][2]) if events else None  # events are sorted
@@ -120,10 +124,10 @@ class RecordSummary:
             slots,
             tuple(data.get("outbox", ())),
             expires_at(final, "opened_at" in state, last, retention),
-            evaluated=bool(state.get("evaluated")),
-            final=final,
-            phases=tuple((c[_METRIC], c[_PHASE]) for c in state.get("clocks", ())),
-            last_event_at=last,
+            bool(state.get("evaluated")),
+            final,
+            tuple((c[_METRIC], c[_PHASE]) for c in clocks),
+            last,
         )
 
 
@@ -282,15 +286,18 @@ class IncidentStore:
 
     def items_by_partition(self) -> Iterator[tuple[int, str, bytes]]:
         # Faust keeps one RocksDB per partition; the public iterators hide which one a key is
-        # in, and the due index is per partition, so read the per-partition databases.
+        # in, and the due index is per partition, so read the per-partition databases. The
+        # table's keys and values are raw bytes (no codec): they are read as stored, without
+        # Faust's per-item decoding calls (a fifth of a rebuild's time).
         store = self.table.data
+        offset_key = getattr(store, "offset_key", None)
         for partition, db in list(getattr(store, "_dbs", {}).items()):
             if partition not in self.partitions:
                 continue
-            for key, value in store._visible_items(db):
-                if is_marker(key):
+            for key, value in db.items():
+                if key == offset_key or is_marker(key):
                     continue
-                yield partition, bytes(store._decode_key(key)).decode(), store._decode_value(value)
+                yield partition, key.decode(), value
 
     def rebuild(self, partitions: set[int], outbox_window_s: float) -> list[Pending]:
         """Rebuild the indexes and `open_slots` for `partitions` in one pass over the records;
@@ -300,14 +307,19 @@ class IncidentStore:
         self.index = DueIndex()
         self.open_slots = {p: Counter() for p in self.partitions}
         last = LastWrites(outbox_window_s)
+        heaps, expiries = self.index.heaps, self.index.expiries
         for partition, incident_id, raw in self.items_by_partition():
             record = RecordSummary.of(raw, self.retention)
             if record.parked and record.contract_id is not None:
                 self.index.park(partition, record.contract_id, incident_id)
-            self.index.schedule(partition, incident_id, record.next_due_at)
-            self.index.schedule_expiry(partition, incident_id, record.expires_at)
+            if record.next_due_at is not None:  # heapified below: one O(n) pass, not n pushes
+                heaps[partition].append((record.next_due_at.timestamp(), incident_id))
+            if record.expires_at is not None:
+                expiries[partition].append((record.expires_at.timestamp(), incident_id))
             self.open_slots[partition].update(record.open_slots)
             last.add(partition, record.outbox)
+        for heap in (*heaps.values(), *expiries.values()):
+            heapq.heapify(heap)
         return last.entries({p: self.acked_watermark(p) for p in self.partitions})
 
 
