@@ -200,7 +200,7 @@ def _rank(key: str, cycle: int | None = None) -> tuple[int, int]:
 
 def _alert(alert_id: str, b: AlertBody, ident: Ident, retracts: str | None = None) -> Alert:
     metric, cycle = split_key(b.metric)
-    return Alert(
+    return Alert.trusted(
         alert_id=alert_id,
         kind=b.kind,
         incident_id=ident.incident_id,
@@ -227,7 +227,7 @@ def _retraction(entry: LiveAlert, at: datetime, ident: Ident) -> Alert:
 
 def _outcome(outcome_id: str, b: OutcomeBody, ident: Ident, withdraws: str | None) -> Outcome:
     metric, cycle = split_key(b.metric)
-    return Outcome(
+    return Outcome.trusted(
         outcome_id=outcome_id,
         incident_id=ident.incident_id,
         contract_id=ident.contract_id,
