@@ -168,7 +168,7 @@ def apply(
 ) -> Result:
     """Apply one event: dues strictly before its instant fire first, then the event itself."""
     if state is None:
-        state = _NEW.model_copy(update={"incident_id": event.incident_id})
+        state = _NEW.with_fields({"incident_id": event.incident_id})
     elif state.incident_id != event.incident_id:
         raise ValueError(f"event for {event.incident_id!r} applied to {state.incident_id!r}")
     # Rule 12 pins the contract the `opened` event names; other events' contract_id is noise.
