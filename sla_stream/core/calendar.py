@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -88,6 +88,8 @@ class BusinessCalendar:
 
     def add_utc(self, start: datetime, seconds: float) -> datetime:
         """`add`, the result in UTC (what the engine keeps) without a detour through the zone."""
+        if self._plain and start.tzinfo is UTC:  # the engine's instants on a 24x7 clock
+            return start + timedelta(microseconds=_duration_us(seconds))
         return EPOCH + timedelta(microseconds=self._add_us(start, seconds))
 
     def _add_us(self, start: datetime, seconds: float) -> int:
