@@ -180,8 +180,10 @@ def apply(
     # between systems) counts at `opened`, so arrival order must not decide whether it is kept.
     if final is not None and event_key(rec) > event_key(final) and rec.type != "opened":
         return unchanged(state, "after_final")
-    events = list(state.events)
-    bisect.insort(events, rec, key=event_key)
+    events = [*state.events, rec]
+    if len(events) > 1 and event_key(rec) < event_key(events[-2]):  # late: insort, not append
+        del events[-1]
+        bisect.insort(events, rec, key=event_key)
     t = rec.occurred_at
     grown: dict[str, object] = {"events": tuple(events)}
     if state.horizon_at is None or t > state.horizon_at:
