@@ -11,6 +11,7 @@ time order can start from the ledger instead of re-deriving the incident.
 
 from __future__ import annotations
 
+import functools
 import operator
 from datetime import datetime
 from typing import NamedTuple
@@ -184,6 +185,7 @@ def _reconcile_outcomes(
     return tuple(kept), (*withdrawals, *fresh)
 
 
+@functools.lru_cache(maxsize=4096)  # a handful of slots (metric, kind, threshold) recur
 def _slot_key(slot: AlertSlot) -> str:
     metric, kind, threshold = slot
     return f"{metric}|{kind}|{alert_ids.threshold_key(threshold)}"
