@@ -72,7 +72,6 @@ The rules (DESIGN.md "SLA clock rules" and "Rule decisions"):
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
@@ -81,7 +80,7 @@ from sla_stream.core import clock as clk
 from sla_stream.core.clock import BREACH, OPEN_PHASES, Clock, split_key, utc
 from sla_stream.core.fold import Fold, alert_body
 from sla_stream.core.incident import _TEMPLATE as _NEW
-from sla_stream.core.incident import IncidentState, Recorded
+from sla_stream.core.incident import IncidentState, Recorded, in_order
 from sla_stream.core.ledger import AlertBody, OutcomeBody
 from sla_stream.core.models import METRICS, IncidentEvent
 from sla_stream.core.pinning import pinned_terms, terms_for
@@ -180,12 +179,9 @@ def apply(
     # between systems) counts at `opened`, so arrival order must not decide whether it is kept.
     if final is not None and event_key(rec) > event_key(final) and rec.type != "opened":
         return unchanged(state, "after_final")
-    events = [*state.events, rec]
-    if len(events) > 1 and event_key(rec) < event_key(events[-2]):  # late: insort, not append
-        del events[-1]
-        bisect.insort(events, rec, key=event_key)
+    events = in_order(state.events, rec, event_key)
     t = rec.occurred_at
-    grown: dict[str, object] = {"events": tuple(events)}
+    grown: dict[str, object] = {"events": events}
     if state.horizon_at is None or t > state.horizon_at:
         grown.update(horizon_at=t, horizon_inclusive=False)
     pending = t if state.pending_since is None else min(t, state.pending_since)

@@ -6,6 +6,7 @@ holds and serialises it.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -45,6 +46,16 @@ class Recorded(NamedTuple):
 
 
 EventKey = Callable[[Recorded], Any]
+
+
+def in_order(events: tuple[Recorded, ...], rec: Recorded, key: EventKey) -> tuple[Recorded, ...]:
+    """`events` (in `key` order) with `rec` inserted after those of equal or lower key:
+    appended, the usual case, without a bisection calling `key` at every step."""
+    if not events or key(rec) >= key(events[-1]):
+        return (*events, rec)
+    merged = list(events)
+    bisect.insort(merged, rec, key=key)
+    return tuple(merged)
 
 
 class IncidentState(BaseModel):
