@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
+from itertools import product
 from typing import Any
 
 from sla_stream.analytics.adherence import Bucket, contract_zone
@@ -294,6 +295,9 @@ class ServiceLevelWatch:
         return out
 
 
+_PERIODS = ("month", "quarter")
+
+
 def _missed_alerts(judgement: sl.Judgement, period: str) -> list[Alert]:
     credit_of = {(c.period, c.start): c.percent for c in judgement.credits}
     out = []
@@ -318,6 +322,10 @@ class ReplayLevels:
         self.seen: dict[str, sl.Counts | None] = {}  # outcome id -> what it added (None: gone)
         self.contracts: dict[str, ContractRecord] = {}  # those with service levels, as counted
         self.time: datetime | None = None
+        # No period of `contracts` closes before this instant (None: sweep). Period ends only
+        # move on, so a stale value only costs a sweep that finds nothing.
+        self.quiet_until: datetime | None = None
+        self.swept = 0  # how many contracts the last sweep saw (a new one is swept at once)
 
     def after_outcome(self, outcome: Outcome, record: ContractRecord | None) -> list[Alert]:
         self.time = outcome.settled_at if self.time is None else max(self.time, outcome.settled_at)
@@ -330,9 +338,15 @@ class ReplayLevels:
                 self.counts.record(outcome, tz, delta)
                 counts_of = self.counts.of(outcome.contract_id)
                 alerts += self.watch.after_outcome(record, tz, outcome, delta, counts_of)
+        quiet = self.quiet_until is not None and self.time - CLOSE_GRACE < self.quiet_until
+        if quiet and self.swept == len(self.contracts):
+            return alerts  # a sweep now would close nothing: skipped (it ran per outcome)
         for contract_id, known in sorted(self.contracts.items()):
             counts_of = self.counts.of(contract_id)
             alerts += self.watch.at_time(known, contract_zone(known), self.time, counts_of)
+        ends = [self.watch.latest_end.get(key) for key in product(self.contracts, _PERIODS)]
+        self.quiet_until = None if not ends or None in ends else min(ends)  # type: ignore[type-var]
+        self.swept = len(self.contracts)
         return alerts
 
     def _delta(self, outcome: Outcome) -> sl.Counts | None:

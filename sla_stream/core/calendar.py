@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -41,6 +41,7 @@ import orjson
 from sla_stream.core.calendar_spec import CalendarSpec, country_holiday_dates, parse_block
 from sla_stream.core.calendar_weeks import (
     BLOCK_WEEKS,
+    EPOCH,
     US,
     Block,
     BlockBuilder,
@@ -83,18 +84,26 @@ class BusinessCalendar:
         `start` is aware (any offset); counting begins at the next opening if it is outside
         hours. The result is in the calendar's zone; `add(start, 0)` is `start`.
         """
+        return from_us(self._add_us(start, seconds), self.timezone)
+
+    def add_utc(self, start: datetime, seconds: float) -> datetime:
+        """`add`, the result in UTC (what the engine keeps) without a detour through the zone."""
+        if self._plain and start.tzinfo is UTC:  # the engine's instants on a 24x7 clock
+            return start + timedelta(microseconds=_duration_us(seconds))
+        return EPOCH + timedelta(microseconds=self._add_us(start, seconds))
+
+    def _add_us(self, start: datetime, seconds: float) -> int:
         x = _duration_us(seconds)
         t0 = to_us(start)
         if x == 0 or self._plain:
-            return from_us(t0 + x, self.timezone)
+            return t0 + x
         blk, w = self._locate(t0)
         need = self._position(blk, w, t0) + x
         while need > blk.total:
             need -= blk.total
             blk = self._block(blk.index + 1)
         w = bisect_left(blk.prefix, need) - 1
-        t = blk.bounds[w] + blk.shapes[w].offset_of(need - blk.prefix[w])
-        return from_us(t, self.timezone)
+        return blk.bounds[w] + blk.shapes[w].offset_of(need - blk.prefix[w])
 
     def elapsed(self, start: datetime, end: datetime) -> float:
         """Business seconds between two aware instants; 0.0 if `end <= start`."""

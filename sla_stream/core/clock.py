@@ -8,6 +8,7 @@ business seconds on the target's calendar (`*_s`).
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from typing import Literal, NamedTuple, Protocol
 
@@ -23,6 +24,8 @@ class Calendar(Protocol):
     """What a clock needs of `BusinessCalendar`."""
 
     def add(self, start: datetime, seconds: float) -> datetime: ...
+
+    def add_utc(self, start: datetime, seconds: float) -> datetime: ...
 
     def elapsed(self, start: datetime, end: datetime) -> float: ...
 
@@ -67,7 +70,12 @@ def utc(instant: datetime) -> datetime:
 
 def fractions(target: Target) -> tuple[float, ...]:
     """The target's warning fractions in (0, 1), ascending, then the breach at 1.0."""
-    return (*sorted({f for f in target.warning_thresholds if 0.0 < f < 1.0}), BREACH)
+    return _fractions(target.warning_thresholds)
+
+
+@functools.lru_cache(maxsize=256)
+def _fractions(thresholds: tuple[float, ...]) -> tuple[float, ...]:
+    return (*sorted({f for f in thresholds if 0.0 < f < 1.0}), BREACH)
 
 
 def start(target: Target, at: datetime, cal: Calendar, *, paused: bool, cycle: int = 0) -> Clock:
@@ -97,19 +105,24 @@ def accrue(clock: Clock, at: datetime, cal: Calendar) -> Clock:
     return clock._replace(elapsed_s=elapsed_at(clock, at, cal), since=at)
 
 
-def schedule(clock: Clock, target: Target, cal: Calendar) -> Clock:
-    """Recompute the next due threshold and the deadline; none unless running and unbreached."""
+def schedule(
+    clock: Clock, target: Target, cal: Calendar, deadline_at: datetime | None = None
+) -> Clock:
+    """Recompute the next due threshold and the deadline; none unless running and unbreached.
+    `deadline_at`, if given, is the deadline already known for the clock's `since` and
+    `elapsed_s` (a fired warning changes neither): the calendar is not asked again."""
     if clock.phase != "running" or clock.breached_at is not None or clock.since is None:
         if clock.next_due_at is None and clock.deadline_at is None:
             return clock
         return clock._replace(next_due_at=None, next_fraction=None, deadline_at=None)
-    allowance = target.allowance_s
-    deadline = utc(cal.add(clock.since, max(allowance - clock.elapsed_s, 0.0)))
-    fraction = next(f for f in fractions(target) if f not in clock.sent)
+    allowance, elapsed, since = target.allowance_s, clock.elapsed_s, clock.since
+    deadline = deadline_at or cal.add_utc(since, max(allowance - elapsed, 0.0))
+    sent = clock.sent
+    fraction = next(f for f in fractions(target) if f not in sent)
     if fraction == BREACH:
         due = deadline
     else:
-        due = utc(cal.add(clock.since, max(fraction * allowance - clock.elapsed_s, 0.0)))
+        due = cal.add_utc(since, max(fraction * allowance - elapsed, 0.0))
     return clock._replace(next_due_at=due, next_fraction=fraction, deadline_at=deadline)
 
 
@@ -117,10 +130,9 @@ def fire(clock: Clock, target: Target, cal: Calendar) -> Clock:
     """Pass the due threshold at its instant: mark it sent (all of them, and breached, at 1.0)."""
     assert clock.next_due_at is not None and clock.next_fraction is not None
     if clock.next_fraction == BREACH:
-        clock = breach(clock, clock.next_due_at, target)
-    else:
-        clock = clock._replace(sent=_with(clock.sent, (clock.next_fraction,)))
-    return schedule(clock, target, cal)
+        return schedule(breach(clock, clock.next_due_at, target), target, cal)
+    clock = clock._replace(sent=_with(clock.sent, (clock.next_fraction,)))
+    return schedule(clock, target, cal, clock.deadline_at)
 
 
 def breach(clock: Clock, at: datetime, target: Target) -> Clock:

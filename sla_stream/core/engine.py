@@ -72,7 +72,6 @@ The rules (DESIGN.md "SLA clock rules" and "Rule decisions"):
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
@@ -81,7 +80,7 @@ from sla_stream.core import clock as clk
 from sla_stream.core.clock import BREACH, OPEN_PHASES, Clock, split_key, utc
 from sla_stream.core.fold import Fold, alert_body
 from sla_stream.core.incident import _TEMPLATE as _NEW
-from sla_stream.core.incident import IncidentState, Recorded
+from sla_stream.core.incident import IncidentState, Recorded, in_order
 from sla_stream.core.ledger import AlertBody, OutcomeBody
 from sla_stream.core.models import METRICS, IncidentEvent
 from sla_stream.core.pinning import pinned_terms, terms_for
@@ -168,7 +167,7 @@ def apply(
 ) -> Result:
     """Apply one event: dues strictly before its instant fire first, then the event itself."""
     if state is None:
-        state = _NEW.model_copy(update={"incident_id": event.incident_id})
+        state = _NEW.with_fields({"incident_id": event.incident_id})
     elif state.incident_id != event.incident_id:
         raise ValueError(f"event for {event.incident_id!r} applied to {state.incident_id!r}")
     # Rule 12 pins the contract the `opened` event names; other events' contract_id is noise.
@@ -180,10 +179,9 @@ def apply(
     # between systems) counts at `opened`, so arrival order must not decide whether it is kept.
     if final is not None and event_key(rec) > event_key(final) and rec.type != "opened":
         return unchanged(state, "after_final")
-    events = list(state.events)
-    bisect.insort(events, rec, key=event_key)
+    events = in_order(state.events, rec, event_key)
     t = rec.occurred_at
-    grown: dict[str, object] = {"events": tuple(events)}
+    grown: dict[str, object] = {"events": events}
     if state.horizon_at is None or t > state.horizon_at:
         grown.update(horizon_at=t, horizon_inclusive=False)
     pending = t if state.pending_since is None else min(t, state.pending_since)

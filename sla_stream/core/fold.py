@@ -132,8 +132,8 @@ class Fold:
             )  # fmt: skip
         dues = [c.next_due_at for c in self.clocks.values() if c.next_due_at is not None]
         next_due = min(dues) if dues else None
-        new = state.model_copy(
-            update={
+        new = state.with_fields(
+            {
                 **updates,
                 "contract_version": terms.version,
                 "parked": False,

@@ -11,6 +11,8 @@ time order can start from the ledger instead of re-deriving the incident.
 
 from __future__ import annotations
 
+import functools
+import operator
 from datetime import datetime
 from typing import NamedTuple
 
@@ -38,9 +40,8 @@ class AlertBody(NamedTuple):
     clause_id: str
     clause_title: str
 
-    @property
-    def slot(self) -> AlertSlot:
-        return (self.metric, self.kind, self.threshold)
+    # (metric, kind, threshold), by a C-level getter: the ledger asks for it a dozen times a step
+    slot = property(operator.itemgetter(0, 1, 2), doc="the alert's (metric, kind, threshold)")
 
 
 class OutcomeBody(NamedTuple):
@@ -133,6 +134,7 @@ def reconcile(
         key = _slot_key(body.slot)
         revisions[key] = revisions.get(key, 0) + 1
     have = {e.body.slot for e in live}
+    kept = len(live)
     for slot, body in alerts.items():
         if slot in have:
             continue
@@ -143,8 +145,10 @@ def reconcile(
         )
         live.append(entry)
         emitted.append(_alert(entry.alert_id, body, ident))
-    emitted.sort(key=lambda a: _alert_order(a, kind_order))
-    live.sort(key=lambda e: _alert_order(e.body, kind_order))
+    if len(emitted) > 1:
+        emitted.sort(key=lambda a: _alert_order(a, kind_order))
+    if len(live) > kept:  # the ledger's entries are in order already; only new ones move them
+        live.sort(key=lambda e: _alert_order(e.body, kind_order))
     kept, published = _reconcile_outcomes(ledger, outcomes, revisions, ident)
     new = Ledger(tuple(live), kept, revisions)
     return Reconciled(new, tuple(emitted), published)
@@ -174,11 +178,14 @@ def _reconcile_outcomes(
         )
         kept.append(entry)
         fresh.append(_outcome(entry.outcome_id, body, ident, None))
-    kept.sort(key=lambda e: _rank(e.body.metric))
-    fresh.sort(key=lambda o: (o.completed_at or o.settled_at, _rank(o.metric, o.cycle)))
+    if fresh:  # the ledger's entries are in order already; only new ones move them
+        kept.sort(key=lambda e: _rank(e.body.metric))
+    if len(fresh) > 1:
+        fresh.sort(key=lambda o: (o.completed_at or o.settled_at, _rank(o.metric, o.cycle)))
     return tuple(kept), (*withdrawals, *fresh)
 
 
+@functools.lru_cache(maxsize=4096)  # a handful of slots (metric, kind, threshold) recur
 def _slot_key(slot: AlertSlot) -> str:
     metric, kind, threshold = slot
     return f"{metric}|{kind}|{alert_ids.threshold_key(threshold)}"
@@ -200,7 +207,7 @@ def _rank(key: str, cycle: int | None = None) -> tuple[int, int]:
 
 def _alert(alert_id: str, b: AlertBody, ident: Ident, retracts: str | None = None) -> Alert:
     metric, cycle = split_key(b.metric)
-    return Alert(
+    return Alert.trusted(
         alert_id=alert_id,
         kind=b.kind,
         incident_id=ident.incident_id,
@@ -227,7 +234,7 @@ def _retraction(entry: LiveAlert, at: datetime, ident: Ident) -> Alert:
 
 def _outcome(outcome_id: str, b: OutcomeBody, ident: Ident, withdraws: str | None) -> Outcome:
     metric, cycle = split_key(b.metric)
-    return Outcome(
+    return Outcome.trusted(
         outcome_id=outcome_id,
         incident_id=ident.incident_id,
         contract_id=ident.contract_id,

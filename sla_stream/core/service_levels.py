@@ -144,16 +144,29 @@ class PeriodCredit:
 def terms_for_period(
     record: ContractRecord, start: datetime, end: datetime
 ) -> ContractTerms | None:
-    """The version a period is judged under (see the module doc)."""
+    """The version a period is judged under (see the module doc); remembered per record and
+    period, as the rollup asks for every outcome it counts."""
+    key = (id(record), start, end)
+    hit = _PERIOD_TERMS.get(key)
+    if hit is not None and hit[0] is record:  # holding the record keeps its id from reuse
+        return hit[1]
     found = record.for_incident_opened_at(start)
-    if found is not None:
-        return found
-    later = [
-        v
-        for v in record.versions
-        if v.effective_from is not None and start < v.effective_from < end
-    ]
-    return min(later, key=lambda v: (v.effective_from, -v.version), default=None)
+    if found is None:
+        later = [
+            v
+            for v in record.versions
+            if v.effective_from is not None and start < v.effective_from < end
+        ]
+        found = min(later, key=lambda v: (v.effective_from, -v.version), default=None)
+    if len(_PERIOD_TERMS) >= 4096:
+        _PERIOD_TERMS.clear()
+    _PERIOD_TERMS[key] = (record, found)
+    return found
+
+
+_PERIOD_TERMS: dict[
+    tuple[int, datetime, datetime], tuple[ContractRecord, ContractTerms | None]
+] = {}
 
 
 @dataclass(frozen=True)

@@ -26,5 +26,5 @@ def unchanged(state: IncidentState, why: Ignored) -> Result:
 
 def waiting(state: IncidentState, updates: dict[str, object], why: Ignored | None) -> Result:
     """Recorded but not evaluated: no opened event yet, or no contract terms (parked)."""
-    state = state.model_copy(update={**updates, "next_due_at": None})
+    state = state.with_fields({**updates, "next_due_at": None})
     return Result(state, (), (), None, why)

@@ -98,10 +98,17 @@ class ContractTerms(_Frozen):
     service_credit: ServiceCredit | None = None
 
     def target(self, metric: str, severity: str) -> Target | None:
-        for t in self.targets:
-            if t.metric == metric and t.severity == severity:
-                return t
-        return None
+        """The target for `metric` at `severity` (the first one listed), indexed once per
+        terms object: the engine asks several times per event."""
+        hit = _TARGETS.get(id(self))
+        if hit is None or hit[0] is not self:  # the id of a terms object no longer cached
+            index: dict[tuple[str, str], Target] = {}
+            for t in self.targets:
+                index.setdefault((t.metric, t.severity), t)
+            if len(_TARGETS) >= _MAX_INDEXED:
+                _TARGETS.clear()
+            hit = _TARGETS[id(self)] = (self, index)
+        return hit[1].get((metric, severity))
 
     def calendar_block(self, name: str) -> dict[str, Any] | str:
         """The calendar block a target names; a name with no block ("24x7") stands for itself."""
@@ -142,6 +149,10 @@ class ContractRecord(_Frozen):
                 best = v
         return best
 
+
+# id -> (terms, targets by (metric, severity)); holding the terms keeps their id from reuse.
+_TARGETS: dict[int, tuple[ContractTerms, dict[tuple[str, str], Target]]] = {}
+_MAX_INDEXED = 4096  # contract versions indexed at once; a worker sees a few hundred
 
 _CALENDARS: dict[tuple[str, int, str], tuple[object, BusinessCalendar]] = {}
 

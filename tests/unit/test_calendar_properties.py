@@ -173,6 +173,18 @@ def test_add_then_elapsed_round_trips(block: dict[str, Any], start: datetime, x:
 
 
 @PROFILE
+@given(st.one_of(blocks(), st.just("24x7")), instants, st.one_of(short_us, long_us), st.booleans())
+def test_add_utc_is_add_on_the_utc_timeline(
+    block: dict[str, Any] | str, start: datetime, x: int, in_utc: bool
+) -> None:
+    calendar = BusinessCalendar.from_dict(block)
+    start = start.astimezone(UTC) if in_utc else start
+    end = calendar.add_utc(start, secs(x))
+    assert end.tzinfo is UTC
+    assert repr(end) == repr(calendar.add(start, secs(x)).astimezone(UTC))
+
+
+@PROFILE
 @given(blocks(), instants, short_us.filter(lambda x: x > 0))
 def test_add_is_the_first_instant_with_that_much_business_time(
     block: dict[str, Any], start: datetime, x: int

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import orjson
 from click.testing import CliRunner
 
 from sla_stream.cli import main
+from sla_stream.core.contracts import load_contracts
 from sla_stream.core.models import Alert, Outcome
+from sla_stream.generate import iter_events
 from sla_stream.replay import PROGRESS_MIN_BYTES, replay_events, replay_file
-from tests.scenario_support import SCENARIOS, load_scenario
+from tests.scenario_support import SCENARIOS, load_scenario, scenario_paths
 
 CONTRACTS = SCENARIOS / "contracts.yaml"
 
@@ -156,3 +159,21 @@ def test_replay_events_matches_a_scenario_in_process() -> None:
     assert len(alerts) == len(scenario.alerts) and len(outcomes) == len(scenario.outcomes)
     assert summary.adherence == {"first_response": (0, 1), "resolution": (1, 1), "update": (0, 0)}
     assert summary.alerts["stopped"] == 1 and summary.withdrawals == 1
+
+
+def test_the_engine_leaves_no_reference_cycles_for_the_collector_it_turns_off() -> None:
+    examples = load_contracts(Path(__file__).resolve().parents[2] / "examples" / "contracts.yaml")
+    runs = [(list(iter_events(300, 7, contracts=examples)), examples, None)]
+    for path in scenario_paths():
+        scenario = load_scenario(path)
+        runs.append((scenario.events(), scenario.contracts, scenario.until))
+    gc.collect()
+    gc.disable()  # so that nothing collects between the replays and the count
+    try:
+        alerts = [
+            len(replay_events(events, contracts, until)[0]) for events, contracts, until in runs
+        ]
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
+    assert sum(alerts) > 300  # the replays did run the engine
