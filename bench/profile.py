@@ -38,7 +38,7 @@ WORKER_ROWS = [
     ("tick step `IncidentSteps.on_tick`", "on_tick", "stream/incidents.py", 0),
     ("engine `advance`", "advance", "core/engine.py", 1),
     ("read and write the record", "_commit", "stream/incidents.py", 1),
-    ("rollup step `Rollups.on_outcome`", "on_outcome", "stream/rollups.py", 0),
+    ("rollup step `Rollups.on_outcomes`", "on_outcomes", "stream/rollups.py", 0),
     ("decode the hour bucket (`Bucket.from_bytes`)", "from_bytes", "analytics/adherence.py", 1),
     ("encode the hour bucket (`Bucket.to_bytes`)", "to_bytes", "analytics/adherence.py", 1),
     (

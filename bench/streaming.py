@@ -354,7 +354,7 @@ def run() -> str:
             )
             profile += "\n\n" + WHY.format(
                 step=profiler.share("on_event", "stream/incidents.py"),
-                rollup=profiler.share("on_outcome", "stream/rollups.py"),
+                rollup=profiler.share("on_outcomes", "stream/rollups.py"),
             )
     return report(
         load,

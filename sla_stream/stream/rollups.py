@@ -1,10 +1,15 @@
 """The rollup agent: `sla.outcomes` -> hourly adherence buckets in a RocksDB table.
 
-Each outcome costs two writes to the table: the bucket it lands in, and a small marker under its
-outcome id (`SEEN_PREFIX`), so a re-sent or redelivered outcome is counted once. The markers used
-to live inside the bucket record, which then grew with every outcome of its hour (the alert
-lateness benchmark showed the agent falling 20 s behind on one busy hour, and ~20k outcomes would
-pass Kafka's 1 MB record limit).
+Each outcome leaves a small marker under its outcome id (`SEEN_PREFIX`), so a re-sent or
+redelivered outcome is counted once. The markers used to live inside the bucket record, which
+then grew with every outcome of its hour (the alert lateness benchmark showed the agent falling
+20 s behind on one busy hour, and ~20k outcomes would pass Kafka's 1 MB record limit).
+
+The agent takes outcomes in batches and writes each bucket a batch touched once, before the
+batch's markers. A bucket record also lists what its last write applied (`RECENT`): a SIGKILL
+loses a suffix of a changelog partition, so a bucket kept without the markers after it still
+names the outcomes it counted, and a redelivered one is not counted twice (its marker is written
+then). A later write of the bucket was sent after those markers, so forgetting them is safe.
 
 Why no Faust windowed table: those expire keys by wall-clock time and `on_window_close` gets no
 data, so a replay or a worker catching up would misplace or lose windows. Buckets are keyed by the
@@ -30,10 +35,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterator
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 
 from sla_stream.analytics.adherence import (
@@ -59,6 +67,7 @@ from sla_stream.core.models import METRICS, Alert, Outcome
 from sla_stream.core.periods import next_period_start, period_starts
 from sla_stream.core.service_levels import Counts
 from sla_stream.core.terms import ContractRecord
+from sla_stream.stream.worker import current_generation, make_current
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +76,9 @@ REFRESH_INTERVAL_S = 1.0
 # Outcome-id markers share the bucket table under this prefix; bucket keys start with a contract
 # id, which people type, so they never start with the record separator.
 SEEN_PREFIX = b"\x1e"
+RECENT = "recent"  # a bucket record's list of what its last write applied (`applied_key`)
+BATCH = 500  # outcomes the agent takes at most at once
+BATCH_WITHIN_S = 0.01
 
 
 class TableSeen:
@@ -90,6 +102,48 @@ class TableSeen:
 
     def __setitem__(self, oid: str, value: tuple[bool, int] | None) -> None:
         self.table[SEEN_PREFIX + oid.encode()] = encode_seen(value)
+
+
+class BatchSeen(TableSeen):
+    """The table's markers, with a batch's own kept aside until its buckets are written."""
+
+    def __init__(self, table: Any) -> None:
+        super().__init__(table)
+        self.pending: dict[str, tuple[bool, int] | None] = {}
+
+    def __contains__(self, oid: object) -> bool:
+        return oid in self.pending or super().__contains__(oid)
+
+    def get(self, oid: str) -> tuple[bool, int] | None:
+        return self.pending[oid] if oid in self.pending else super().get(oid)
+
+    def __getitem__(self, oid: str) -> tuple[bool, int] | None:
+        return self.pending[oid] if oid in self.pending else super().__getitem__(oid)
+
+    def __setitem__(self, oid: str, value: tuple[bool, int] | None) -> None:
+        self.pending[oid] = value
+
+    def write(self) -> None:
+        for oid, value in self.pending.items():
+            TableSeen.__setitem__(self, oid, value)
+        self.pending.clear()
+
+
+def applied_key(outcome: Outcome) -> str:
+    """What a bucket's `RECENT` list names: the outcome counted, or the one withdrawn."""
+    return outcome.outcome_id if outcome.withdraws is None else "-" + outcome.withdraws
+
+
+def encode_bucket(bucket: Bucket, applied: list[str]) -> bytes:
+    """The bucket's record with its `RECENT` list (`Bucket.from_bytes` ignores the field)."""
+    return bucket.to_bytes()[:-1] + b',"' + RECENT.encode() + b'":' + orjson.dumps(applied) + b"}"
+
+
+@dataclass
+class _Touched:
+    bucket: Bucket
+    recent: frozenset[str]  # what the stored record's last write applied
+    applied: list[str]
 
 
 class Rollups:
@@ -117,27 +171,68 @@ class Rollups:
         self.level_contracts: dict[str, int] = {}  # contracts with service levels -> partition
         self.partition_time: dict[int, datetime] = {}  # the latest settled_at counted there
 
-    # -- the agent's single step: decode -> bucket -> one write -> gauge ------------------------
+    # -- the agent's step: decode -> buckets -> one write per bucket, then markers -> gauge ----
 
-    def on_outcome(self, raw: bytes | None, partition: int) -> bool:
-        """Apply one raw outcome record; True when a bucket changed. Runs inside iteration."""
+    def on_outcomes(
+        self, taken: Sequence[Any], make_current: Callable[[Any], None] = make_current
+    ) -> int:
+        """Apply a batch of Faust events of the outcomes topic; returns how many counted.
+
+        Per partition (each its own changelog partition): the buckets it touched are written
+        once, then its markers. `make_current` makes an event the current one (Faust writes a
+        table to the current event's partition).
+        """
+        by_partition: dict[int, list[Any]] = defaultdict(list)
+        for event in taken:
+            by_partition[event.message.partition].append(event)
+        counted = 0
+        for partition, events in by_partition.items():
+            if self.partitions is None or partition not in self.partitions:
+                self.refresh(include=partition)
+            seen = BatchSeen(self.table)
+            touched: dict[bytes, _Touched] = {}
+            for event in events:
+                counted += self._apply(event.value, partition, seen, touched)
+            make_current(events[-1])
+            for raw_key, t in touched.items():
+                if t.applied:
+                    self.table[raw_key] = encode_bucket(t.bucket, t.applied)
+            seen.write()
+        return counted
+
+    def _apply(
+        self, raw: bytes | None, partition: int, seen: BatchSeen, touched: dict[bytes, _Touched]
+    ) -> bool:
         try:
             outcome = Outcome.from_json(raw or b"")
         except ValidationError as exc:  # our own topic: a bad record is a bug upstream, not input
             log.error("skipping an undecodable outcome record: %s", exc)
             return False
-        if self.partitions is None or partition not in self.partitions:
-            self.refresh(include=partition)
         record = self.contract(outcome.contract_id)
         key = BucketKey.of(outcome, contract_zone(record, outcome.opened_at))
         raw_key = key.encode().encode()
-        stored = self.table.get(raw_key)
-        bucket = Bucket.from_bytes(stored) if stored is not None else Bucket(key)
-        before = (bucket.met, bucket.breached)
-        if not bucket.apply(outcome, self.seen):  # writes the outcome id's marker
+        t = touched.get(raw_key)
+        if t is None:
+            stored = self.table.get(raw_key)
+            if stored is None:
+                t = _Touched(Bucket(key), frozenset(), [])
+            else:
+                recent = frozenset(orjson.loads(stored).get(RECENT, ()))
+                t = _Touched(Bucket.from_bytes(stored), recent, [])
+            touched[raw_key] = t
+        name = applied_key(outcome)
+        if name in t.recent and name not in seen:
+            # Counted by the bucket's last write, whose markers a SIGKILL lost: mark it now.
+            if outcome.withdraws is None:
+                seen[outcome.outcome_id] = (outcome.met, round(outcome.elapsed_s * 1_000_000))
+            else:
+                seen[outcome.withdraws] = None
+            return False
+        before = (t.bucket.met, t.bucket.breached)
+        if not t.bucket.apply(outcome, seen):  # records the outcome id's marker in `seen`
             return False  # a repeat (re-sent outbox, redelivery): nothing to write
-        self.table[raw_key] = bucket.to_bytes()
-        delta = Counts(bucket.met - before[0], bucket.breached - before[1])
+        t.applied.append(name)
+        delta = Counts(t.bucket.met - before[0], t.bucket.breached - before[1])
         self._add_total(key, delta.met, delta.breached)
         self._service_levels(outcome, record, partition, delta)
         return True
@@ -305,8 +400,8 @@ def build_rollups(
 
     @app.agent(outcomes, name="rollups")
     async def rollup_agent(stream: Any) -> None:
-        async for event in stream.events():
-            rollups.on_outcome(event.value, event.message.partition)
+        async for batch in stream.take_events(BATCH, BATCH_WITHIN_S):
+            rollups.on_outcomes(current_generation(app, batch), make_current)
             if rollups.alerts:
                 alerts, rollups.alerts = rollups.alerts, []
                 for alert in alerts if alerts_topic is not None else ():
