@@ -192,8 +192,8 @@ class Rollups:
             seen = BatchSeen(self.table)
             touched: dict[bytes, _Touched] = {}
             for event in events:
+                make_current(event)
                 counted += self._apply(event.value, partition, seen, touched)
-            make_current(events[-1])
             for raw_key, t in touched.items():
                 if t.applied:
                     self.table[raw_key] = encode_bucket(t.bucket, t.applied)
@@ -232,6 +232,8 @@ class Rollups:
         if not t.bucket.apply(outcome, seen):  # records the outcome id's marker in `seen`
             return False  # a repeat (re-sent outbox, redelivery): nothing to write
         t.applied.append(name)
+        if has_levels(record):  # its service levels read the buckets: written before, as alone
+            self.table[raw_key] = encode_bucket(t.bucket, t.applied)
         delta = Counts(t.bucket.met - before[0], t.bucket.breached - before[1])
         self._add_total(key, delta.met, delta.breached)
         self._service_levels(outcome, record, partition, delta)
