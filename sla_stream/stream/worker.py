@@ -1,10 +1,11 @@
-"""The worker process's plumbing: the broker to use, its topics, and two Faust adjustments."""
+"""The worker process's plumbing: the broker to use, its topics, and a few Faust adjustments."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -163,3 +164,31 @@ def keep_queued_messages(flow: Any) -> None:
 
     resume_if_suspended.keeps_queued = True  # type: ignore[attr-defined]
     flow.resume = resume_if_suspended
+
+
+def make_current(event: Any) -> None:
+    """Make `event` the current one of this task only (Faust tables write to its partition).
+
+    Not `stream._set_current_event`: that also sets the stream's own attribute, which the
+    iteration filling the next batch reads while this task handles the last one.
+    """
+    from faust.streams import _current_event  # Faust loads only where a worker runs
+
+    _current_event.set(weakref.ref(event))
+
+
+def current_generation(app: Any, batch: list[Any]) -> list[Any]:
+    """The events of a batch taken in the consumer's current generation.
+
+    Events fetched before a rebalance are redelivered after it (Faust's own iteration skips
+    them). `take_events` acks every event of a batch; a skipped one is marked acked here
+    without acking its offset, so a commit cannot pass it before its redelivered copy is done.
+    """
+    generation = app.consumer_generation_id
+    current = []
+    for event in batch:
+        if event.message.generation_id == generation:
+            current.append(event)
+        else:
+            event.message.acked = True
+    return current
