@@ -99,6 +99,15 @@ def _micros(seconds: float) -> int:
     return round(seconds * 1_000_000)
 
 
+def mark_seen(outcome: Outcome, seen: Seen) -> None:
+    """Record in `seen` what `outcome` leaves behind: a counted outcome's verdict and elapsed
+    microseconds (what its withdrawal takes back), or None for a withdrawn one."""
+    if outcome.withdraws is None:
+        seen[outcome.outcome_id] = (outcome.met, _micros(outcome.elapsed_s))
+    else:
+        seen[outcome.withdraws] = None
+
+
 # What a rollup remembers of each outcome id, kept beside the buckets rather than inside them
 # (a bucket that listed its ids grew with every outcome of its hour: quadratic cost, and past
 # about 20k outcomes a record over Kafka's 1 MB limit): (met, elapsed µs) for a counted
@@ -138,14 +147,11 @@ class Bucket:
             added = seen.get(oid)
             if added is not None:
                 self._add(added[0], added[1], -1)
-            seen[oid] = None
-            return True
-        oid = outcome.outcome_id
-        if oid in seen:
+        elif outcome.outcome_id in seen:
             return False
-        us = _micros(outcome.elapsed_s)
-        self._add(outcome.met, us, +1)
-        seen[oid] = (outcome.met, us)
+        else:
+            self._add(outcome.met, _micros(outcome.elapsed_s), +1)
+        mark_seen(outcome, seen)
         return True
 
     def _add(self, met: bool, us: int, sign: int) -> None:

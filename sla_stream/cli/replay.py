@@ -46,7 +46,8 @@ def replay_command(
     except InvalidContract as exc:
         raise click.ClickException(str(exc)) from None
     end = aware_instant(until, "2026-03-31T23:59:59Z")
-    if str(events_path) == "-":
+    stdin = str(events_path) == "-"
+    if stdin:
         summary = replay_stream(contracts, click.get_binary_stream("stdin"), None, out_dir, end)
     else:
         if not events_path.is_file():
@@ -54,7 +55,6 @@ def replay_command(
         size = events_path.stat().st_size
         with events_path.open("rb") as source:
             summary = replay_stream(contracts, source, size, out_dir, end)
-    stdin = str(events_path) == "-"
     ReplayRun(contracts_path, None if stdin else events_path, summary.until).write(out_dir)
     for number, reason in summary.invalid[:SHOWN_INVALID]:
         click.echo(f"{events_path}:{number}: skipped: {reason}", err=True)

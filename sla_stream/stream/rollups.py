@@ -53,6 +53,7 @@ from sla_stream.analytics.adherence import (
     encode_seen,
     hour_key_text,
     key_prefix,
+    mark_seen,
     ratio,
     report,
     totals,
@@ -164,7 +165,6 @@ class Rollups:
         self.gauge = gauge
         self.totals: dict[tuple[str, str], tuple[int, int]] = {}
         self.partitions: set[int] | None = None  # the partitions `totals` was built from
-        self.seen = TableSeen(table)
         self.level_counts = PeriodCounts(self._level_counts)
         self.watch = ServiceLevelWatch()
         self.alerts: list[Alert] = []  # service-level alerts for the agent to send
@@ -223,10 +223,7 @@ class Rollups:
         name = applied_key(outcome)
         if name in t.recent and name not in seen:
             # Counted by the bucket's last write, whose markers a SIGKILL lost: mark it now.
-            if outcome.withdraws is None:
-                seen[outcome.outcome_id] = (outcome.met, round(outcome.elapsed_s * 1_000_000))
-            else:
-                seen[outcome.withdraws] = None
+            mark_seen(outcome, seen)
             return False
         before = (t.bucket.met, t.bucket.breached)
         if not t.bucket.apply(outcome, seen):  # records the outcome id's marker in `seen`
