@@ -180,3 +180,42 @@ def _short(file: str) -> str:
         if marker in file:
             return file.split(marker, 1)[1]
     return file
+
+
+def functions_under(
+    profiler: Profiler, root: tuple[str, str], package: str = "sla_stream/", count: int = 15
+) -> str:
+    """Markdown: where the samples below `root` (function, file suffix) went, by the package's
+    functions (inclusive, each counted once per sample) and by leaf (self time)."""
+    stacks = {s: c for s, c in profiler.stacks().items() if any(_is(f, *root) for f in s)}
+    total = sum(stacks.values())
+    if not total:
+        return f"Profile: none recorded under `{root[0]}`. {profiler.error}".strip()
+    inclusive: Counter[tuple[str, str]] = Counter()
+    leaves: Counter[tuple[str, str]] = Counter()
+    for stack, c in stacks.items():
+        seen = set()
+        for frame in stack:
+            m = FRAME.match(frame)
+            if m and package in m["file"]:
+                seen.add((m["func"], _short(m["file"])))
+        for key in seen:
+            inclusive[key] += c
+        m = FRAME.match(stack[-1])
+        leaves[(m["func"], _short(m["file"])) if m else (stack[-1], "")] += c
+    lines = [
+        f"**Profile** under `{root[0]}`: py-spy, {RATE_HZ} Hz, {total:,} samples.",
+        "",
+        "| function (inclusive) | file | share |",
+        "|---|---|---:|",
+    ]
+    for (func, file), c in inclusive.most_common(count):
+        lines.append(f"| `{func}` | {_package_path(file, package)} | {c / total:.1%} |")
+    lines += ["", "| leaf function (self time) | file | share |", "|---|---|---:|"]
+    for (func, file), c in leaves.most_common(count):
+        lines.append(f"| `{func}` | {_package_path(file, package)} | {c / total:.1%} |")
+    return "\n".join(lines)
+
+
+def _package_path(file: str, package: str) -> str:
+    return package + file.split(package, 1)[1] if package in file else file

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
+from bench.profile import Profiler, functions_under
 from sla_stream.core.contracts import load_contracts
 from sla_stream.core.engine import IncidentState
 from sla_stream.core.models import IncidentEvent
@@ -26,6 +27,7 @@ CONTRACTS = ROOT / "examples" / "contracts.yaml"
 INCIDENTS = 46_300  # about 200,000 events with the default profile
 SEED = 1
 SERVICENOW = ROOT / "examples" / "servicenow"
+PROFILED = 100_000  # events of the stream replayed again under py-spy, after the timed runs
 
 
 class Took(NamedTuple):
@@ -76,6 +78,16 @@ def _state_sizes(events: list[IncidentEvent]) -> tuple[list[int], float]:
     return sizes, (time.process_time() - started) / len(states) * 1e6
 
 
+def _engine_profile(events: list[IncidentEvent], contracts: dict, tmp: Path) -> str:
+    """The engine alone again on the stream's first events, this process sampled by py-spy."""
+    profiler = Profiler(tmp / "engine.pyspy")
+    profiler.attach(os.getpid())
+    time.sleep(1.0)  # py-spy needs a moment before its first sample
+    replay_events(events[:PROFILED], contracts)
+    profiler.stop()
+    return functions_under(profiler, ("replay_events", "sla_stream/replay.py"))
+
+
 def _servicenow(tmp: Path) -> str:
     events = tmp / "servicenow.jsonl"
     cli = [sys.executable, "-m", "sla_stream.cli"]
@@ -111,6 +123,7 @@ def run() -> str:
         (_, _, engine_summary), engine_took = _timed(replay_events, events, contracts)
         sizes, codec_us = _state_sizes(events)
         real = _servicenow(tmp)
+        profile = _engine_profile(events, contracts, tmp)
     kinds = ", ".join(f"{k} {n:,}" for k, n in sorted(summary.alerts.items()))
     rates = "; ".join(
         f"{m} {100 * a / b:.1f} % ({a:,}/{b:,})" for m, (a, b) in summary.adherence.items() if b
@@ -135,5 +148,7 @@ def run() -> str:
         f"Incident state (`IncidentState.to_bytes`, what the worker writes per event), final "
         f"states of the first 50,000 events: median {statistics.median(sizes):,.0f} B, "
         f"p95 {sizes[int(len(sizes) * 0.95)]:,} B, max {sizes[-1]:,} B; to_bytes + from_bytes "
-        f"{codec_us:.0f} µs of CPU per state.\n\n{real}"
+        f"{codec_us:.0f} µs of CPU per state.\n\n{real}\n"
+        f"Where the engine's time goes: its first {PROFILED:,} events replayed again (engine "
+        f"alone, untimed) with py-spy attached.\n\n{profile}\n"
     )
