@@ -83,7 +83,15 @@ def test_backtest_runs_end_to_end_on_a_slice_of_the_log(tmp_path: Path) -> None:
         assert scores["cells"]
         errors = [abs(c["predicted"] - c["actual"]) for c in scores["cells"]]
         assert scores["mae"] == pytest.approx(sum(errors) / len(errors), abs=0.01)
+        staffing = [abs(c["staffing_model"] - c["actual"]) for c in scores["cells"]]
+        assert scores["staffing_model_mae"] == pytest.approx(
+            sum(staffing) / len(staffing), abs=0.01
+        )
         assert all(0 <= c["predicted"] <= 100 for c in scores["cells"])
     assert len(data["hour_of_week"]["cells"]) <= 168
+    # What is known at open ranks the slice's incidents better than staffing alone.
+    incidents = data["incidents"]
+    assert incidents["model"]["auc"] > incidents["staffing_model"]["auc"]
+    assert incidents["model"]["log_loss"] < incidents["staffing_model"]["log_loss"]
     # The model beats Erlang C on the team-week cells of this slice too.
     assert data["group_week"]["mae"] < data["group_week"]["erlang_c_mae"]
