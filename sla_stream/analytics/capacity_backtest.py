@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
+from sklearn.metrics import log_loss, roc_auc_score
 
 from sla_stream.analytics.capacity_erlang import ErlangReference
 from sla_stream.analytics.capacity_error import expected_abs_error, median_rate
@@ -43,6 +44,7 @@ from sla_stream.analytics.capacity_model import (
     met,
     rates,
 )
+from sla_stream.analytics.capacity_open import IncidentModel, OpenState
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,10 @@ FIT_DAYS_CANDIDATES = (30.0, 45.0)  # the window before the validation cut must 
 
 @dataclass
 class Fitted:
-    """What a backtest (or a plan) fitted: the model, the rates it knew, Erlang C beside it."""
+    """What a backtest (or a plan) fitted: the models, the rates they knew, Erlang C beside them.
+
+    `model` (staffing only, monotone) answers what-ifs; `incident` forecasts the scored cells.
+    """
 
     model: AdherenceModel
     load: Load
@@ -70,6 +75,7 @@ class Fitted:
     erlang_team: ErlangReference
     erlang_desk: ErlangReference
     train: list[IncidentRecord]
+    incident: IncidentModel
 
 
 def _cells(keys: list[Any]) -> dict[Any, np.ndarray]:
@@ -89,6 +95,8 @@ def fit(history: History, protocol: Protocol, seed: int = 0) -> Fitted:
     load = Load(history)
     rows, y = feature_rows(train, load, known), labels(train, protocol.within_s)
     model = AdherenceModel(protocol.within_s, seed).fit(rows, y)
+    state = OpenState(history, protocol.within_s)
+    incident = IncidentModel(state, seed).fit(train, rows, y)
     erlang_start = protocol.cut - timedelta(days=protocol.erlang_fit_days)
     wide = history.between(erlang_start, protocol.cut)
     wide_rows, wide_y = feature_rows(wide, load, known), labels(wide, protocol.within_s)
@@ -101,13 +109,14 @@ def fit(history: History, protocol: Protocol, seed: int = 0) -> Fitted:
     erlang_desk = ErlangReference(within_min).fit(
         wide_rows[:, DESK_ARRIVALS], wide_rows[:, DESK_AGENTS], desk_cells, wide_y
     )
-    return Fitted(model, load, known, erlang_team, erlang_desk, train)
+    return Fitted(model, load, known, erlang_team, erlang_desk, train, incident)
 
 
 def _score(
     cells: dict[Any, np.ndarray],
     y: np.ndarray,
     predicted: np.ndarray,
+    staffing: np.ndarray,
     erlang: np.ndarray,
     last_week: dict[Any, float],
     label: Any,
@@ -120,6 +129,7 @@ def _score(
                 "n": len(index),
                 "actual": round(100 * float(y[index].mean()), 2),
                 "predicted": round(100 * median_rate(predicted[index]), 2),
+                "staffing_model": round(100 * median_rate(staffing[index]), 2),
                 "last_week": round(100 * last_week[key], 2),
                 "erlang_c": round(100 * float(erlang[index].mean()), 2),
             }
@@ -135,6 +145,7 @@ def _score(
     sharp = [expected_abs_error(predicted[i]) for i in cells.values()]
     return {
         "mae": mae("predicted"),
+        "staffing_model_mae": mae("staffing_model"),
         "last_week_mae": mae("last_week"),
         "erlang_c_mae": mae("erlang_c"),
         "noise_floor": {
@@ -152,7 +163,8 @@ def run(history: History, protocol: Protocol, seed: int = 0) -> dict[str, Any]:
     if not test:
         raise ValueError(f"no incident opened between {protocol.cut} and {protocol.end}")
     rows, y = feature_rows(test, fitted.load, fitted.known), labels(test, protocol.within_s)
-    predicted = fitted.model.predict(rows)
+    staffing = fitted.model.predict(rows)
+    predicted = fitted.incident.predict(test, rows)
     known = fitted.known
     top = {t for t, _ in Counter(r.team for r in fitted.train).most_common(protocol.top_groups)}
     group_week = {
@@ -180,10 +192,12 @@ def run(history: History, protocol: Protocol, seed: int = 0) -> dict[str, Any]:
                 "on_queue": fitted.erlang_desk.on_queue,
             },
         },
+        "incidents": _sharpness(y, predicted, staffing),
         "group_week": _score(
             group_week,
             y,
             predicted,
+            staffing,
             team_erlang,
             {k: known.last_week(k[0], k[1]) for k in group_week},
             lambda k: {"team": k[0], "week": f"{k[1][0]}-W{k[1][1]:02d}"},
@@ -192,10 +206,29 @@ def run(history: History, protocol: Protocol, seed: int = 0) -> dict[str, Any]:
             hours,
             y,
             predicted,
+            staffing,
             desk_erlang,
             _last_week_by_hour(history, protocol, known.desk),
             lambda k: {"hour_of_week": k},
         ),
+    }
+
+
+def _sharpness(y: np.ndarray, predicted: np.ndarray, staffing: np.ndarray) -> dict[str, Any]:
+    """How well each model ranks and prices the scored incidents one by one."""
+    both = len(set(y.tolist())) == 2
+
+    def scores(p: np.ndarray) -> dict[str, float | None]:
+        return {
+            "auc": round(float(roc_auc_score(y, p)), 4) if both else None,
+            "log_loss": round(float(log_loss(y, np.clip(p, 1e-6, 1 - 1e-6), labels=[0, 1])), 4),
+        }
+
+    return {
+        "n": len(y),
+        "base_rate": round(float(y.mean()), 4),
+        "model": scores(predicted),
+        "staffing_model": scores(staffing),
     }
 
 

@@ -27,6 +27,21 @@ import numpy as np
 from sla_stream.core.models import IncidentEvent
 
 HOURS_PER_WEEK = 168
+# What an incident's opening event says about it and a model may read (`capacity_open.py`): a
+# whitelist of the request's own facts, set when it is logged. Never the opening row's state,
+# assignee or saver: a third of the log's incidents are saved already past `new`, so those are
+# the response itself.
+OPENING_FACTS = (
+    "category",
+    "subcategory",
+    "u_symptom",
+    "contact_type",
+    "location",
+    "caller_id",
+    "opened_by",
+    "impact",
+    "urgency",
+)
 UNASSIGNED = "(unassigned)"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -57,6 +72,7 @@ class IncidentRecord:
     opened_at: datetime
     responded_at: datetime | None
     resolved_at: datetime | None
+    facts: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
     @property
     def response_s(self) -> float | None:
@@ -136,6 +152,7 @@ def history_from_events(events: Iterable[IncidentEvent], zone: ZoneInfo) -> Hist
                 opened_at=event.occurred_at,
                 responded_at=responded.get(incident),
                 resolved_at=resolved.get(incident),
+                facts=opening_facts(event),
             )
         )
     history.incidents.sort(key=lambda r: (r.opened_at, r.incident_id))
@@ -146,6 +163,12 @@ def history_from_events(events: Iterable[IncidentEvent], zone: ZoneInfo) -> Hist
             team = (first.team if first is not None else None) or UNASSIGNED
         history.actors.setdefault((team, hour), set()).add(actor)
     return history
+
+
+def opening_facts(event: IncidentEvent) -> dict[str, str]:
+    """The whitelisted facts of an opening event (`OPENING_FACTS`), as strings."""
+    given = {"category": event.category, **event.attributes}
+    return {k: str(given[k]) for k in OPENING_FACTS if given.get(k) is not None}
 
 
 def open_counts(

@@ -111,7 +111,8 @@ def capacity(ctx: click.Context, **opts: Any) -> None:
     # The band: how far the same model missed the last four weeks' team-week cells.
     check = capacity_backtest.Protocol(cut=until - timedelta(days=28), end=until)
     backtest = capacity_backtest.run(history, check)
-    residuals = [c["actual"] - c["predicted"] for c in backtest["group_week"]["cells"]]
+    # The recommendations come from the staffing model: its own misses make the band.
+    residuals = [c["actual"] - c["staffing_model"] for c in backtest["group_week"]["cells"]]
     band = tuple(np.percentile(residuals, [10, 90])) if residuals else (0.0, 0.0)
     fitted = capacity_backtest.fit(history, capacity_backtest.Protocol(cut=until, end=until))
     teams = list(opts["named"]) or [
@@ -127,8 +128,8 @@ def capacity(ctx: click.Context, **opts: Any) -> None:
     result = plan(fitted, opts["target"], teams=teams, roster=roster, what_if=what_if, band=band)
     result["metric"] = opts["metric"]
     result["backtest"] = {
-        "group_week_mae": backtest["group_week"]["mae"],
-        "hour_of_week_mae": backtest["hour_of_week"]["mae"],
+        "group_week_mae": backtest["group_week"]["staffing_model_mae"],
+        "hour_of_week_mae": backtest["hour_of_week"]["staffing_model_mae"],
         "band_points": [round(float(b), 2) for b in band],
         "cut": check.cut.isoformat(),
     }
@@ -227,12 +228,20 @@ def render_backtest(result: dict[str, Any], fmt: str) -> str:
     lines = [
         f"fit {p['fit_from'][:10]}..{p['cut'][:10]} ({p['train_incidents']} incidents), "
         f"scored {p['cut'][:10]}..{p['end'][:10]} ({p['test_incidents']} incidents)",
-        f"{'cells':<14}{'n':>5}{'model MAE':>11}{'last week':>11}{'Erlang C':>10}{'floor':>8}",
+        f"{'cells':<14}{'n':>5}{'model MAE':>11}{'staffing':>10}{'last week':>11}"
+        f"{'Erlang C':>10}{'floor':>8}",
     ]
     for level in ("group_week", "hour_of_week"):
         r = result[level]
         lines.append(
-            f"{level:<14}{len(r['cells']):>5}{r['mae']:>11.2f}{r['last_week_mae']:>11.2f}"
-            f"{r['erlang_c_mae']:>10.2f}{r['noise_floor']['binomial']:>8.2f}"
+            f"{level:<14}{len(r['cells']):>5}{r['mae']:>11.2f}{r['staffing_model_mae']:>10.2f}"
+            f"{r['last_week_mae']:>11.2f}{r['erlang_c_mae']:>10.2f}"
+            f"{r['noise_floor']['binomial']:>8.2f}"
         )
+    inc = result["incidents"]
+    lines.append(
+        f"per incident (base rate {inc['base_rate']:.2f}): AUC {inc['model']['auc']:.3f}, "
+        f"log loss {inc['model']['log_loss']:.3f}; staffing model AUC "
+        f"{inc['staffing_model']['auc']:.3f}, log loss {inc['staffing_model']['log_loss']:.3f}"
+    )
     return "\n".join(lines) + "\n"

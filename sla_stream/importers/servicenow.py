@@ -191,7 +191,10 @@ class _Incident:
                 continue
             self.severity, self.reopen_count = row.severity, row.reopen_count
             self.contract = self.mapping.contract_for(row.cells["caller_id"], row.cells["location"])
-            keys = ("caller_id", "location", "priority", "impact", "urgency", "contact_type")
+            keys = (
+                *("caller_id", "location", "priority", "impact", "urgency", "contact_type"),
+                *("opened_by", "subcategory", "u_symptom"),  # what capacity's model reads
+            )
             facts = {k: row.cells[k] for k in keys if row.cells[k] is not None}
             self.buffer.append(
                 ("opened", {"severity": row.severity, "status": NEW, "extra": facts})

@@ -39,6 +39,9 @@ OPTIONAL_COLUMNS = (
     "contact_type",
     "priority",
     "sys_updated_by",
+    "opened_by",
+    "subcategory",
+    "u_symptom",
 )
 _CELLS = (*OPTIONAL_COLUMNS, "opened_at")  # kept raw on each row, `?` as None
 _BLANK = frozenset({"", MISSING})

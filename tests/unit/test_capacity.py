@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from sla_stream.analytics.capacity_erlang import erlang_c_formula, service_level
 from sla_stream.analytics.capacity_roster import RosterError, load_roster, parse_roster
 from sla_stream.cli import main
+from sla_stream.cli.capacity import render_backtest
 
 REPO = Path(__file__).resolve().parents[2]
 LOG = REPO / "examples" / "servicenow" / "data" / "incident_event_log.csv.gz"
@@ -83,7 +84,25 @@ def test_backtest_runs_end_to_end_on_a_slice_of_the_log(tmp_path: Path) -> None:
         assert scores["cells"]
         errors = [abs(c["predicted"] - c["actual"]) for c in scores["cells"]]
         assert scores["mae"] == pytest.approx(sum(errors) / len(errors), abs=0.01)
+        staffing = [abs(c["staffing_model"] - c["actual"]) for c in scores["cells"]]
+        assert scores["staffing_model_mae"] == pytest.approx(
+            sum(staffing) / len(staffing), abs=0.01
+        )
         assert all(0 <= c["predicted"] <= 100 for c in scores["cells"])
     assert len(data["hour_of_week"]["cells"]) <= 168
+    # What is known at open ranks the slice's incidents better than staffing alone.
+    incidents = data["incidents"]
+    assert incidents["model"]["auc"] > incidents["staffing_model"]["auc"]
+    assert incidents["model"]["log_loss"] < incidents["staffing_model"]["log_loss"]
+    # The table prints both models' errors and the AUCs from the same run.
+    table = render_backtest(data, "table").splitlines()
+    gw = data["group_week"]
+    assert table[2].split()[2:5] == [
+        f"{gw['mae']:.2f}",
+        f"{gw['staffing_model_mae']:.2f}",
+        f"{gw['last_week_mae']:.2f}",
+    ]
+    assert f"AUC {incidents['model']['auc']:.3f}" in table[-1]
+    assert f"staffing model AUC {incidents['staffing_model']['auc']:.3f}" in table[-1]
     # The model beats Erlang C on the team-week cells of this slice too.
     assert data["group_week"]["mae"] < data["group_week"]["erlang_c_mae"]

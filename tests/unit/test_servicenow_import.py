@@ -189,6 +189,9 @@ def test_pinned_incident_with_a_pause(sample) -> None:
         "impact": "2 - Medium",
         "urgency": "2 - Medium",
         "contact_type": "Phone",
+        "opened_by": "Opened by  221",
+        "subcategory": "Subcategory 16",
+        "u_symptom": "Symptom 4",
     }
 
 
