@@ -423,7 +423,7 @@ def _cancel(fold: Fold, metric: str, t: datetime) -> None:
             body = alert_body("stopped", cut, target, None, t, cut.elapsed_s, deadline_at)
         else:  # an earlier cycle: its `met`, taken back, becomes the clear
             body = mine[(key, "met", None)]._replace(kind="stopped", emitted_at=t)
-        fold.alerts[body.slot] = body
+        fold.set_alert(body)
 
 
 ACTIONS: dict[Action, Callable[[Fold, str, datetime], None]] = {

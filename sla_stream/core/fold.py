@@ -14,7 +14,15 @@ from typing import NamedTuple
 from sla_stream.core import clock as clk
 from sla_stream.core.clock import Clock, split_key
 from sla_stream.core.incident import IncidentState
-from sla_stream.core.ledger import AlertBody, AlertSlot, Ident, KindOrder, OutcomeBody, reconcile
+from sla_stream.core.ledger import (
+    AlertBody,
+    AlertSlot,
+    Ident,
+    KindOrder,
+    OutcomeBody,
+    reconcile,
+    reconcile_changes,
+)  # fmt: skip
 from sla_stream.core.models import Alert, Outcome
 from sla_stream.core.terms import ContractTerms, Target
 
@@ -47,6 +55,10 @@ class Fold:
         # Resumed from a state whose ledger is the live set, and nothing announced since:
         # the ledger stands as it is.
         self.unchanged = False
+        # Resumed: what each slot and metric changed since held before (None: nothing), so
+        # `settle` compares only those with the ledger. None: a fold from scratch.
+        self.alerts_before: dict[AlertSlot, AlertBody | None] | None = None
+        self.outcomes_before: dict[str, OutcomeBody | None] | None = None
 
     @classmethod
     def resume(cls, state: IncidentState, terms: ContractTerms) -> Fold:
@@ -59,6 +71,7 @@ class Fold:
         fold.alerts = state.ledger.live_alerts()
         fold.outcomes = state.ledger.live_outcomes()
         fold.unchanged = True
+        fold.alerts_before, fold.outcomes_before = {}, {}
         return fold
 
     def target(self, metric: str, severity: str | None) -> Target | None:
@@ -88,21 +101,34 @@ class Fold:
     def put(self, body: AlertBody, outcome: OutcomeBody | None) -> None:
         """Make `body` the live alert of its slot and, if given, `outcome` its metric's."""
         self.unchanged = False
-        self.alerts[body.slot] = body
+        self.set_alert(body)
         # Announced again (met after a reopen): a later retraction of this slot is a correction,
         # dated by its cause, not by the earlier removal.
         self.removed_at.pop(body.slot, None)
         if outcome is not None:
+            if self.outcomes_before is not None and outcome.metric not in self.outcomes_before:
+                self.outcomes_before[outcome.metric] = self.outcomes.get(outcome.metric)
             self.outcomes[outcome.metric] = outcome
+
+    def set_alert(self, body: AlertBody) -> None:
+        """Make `body` the live alert of its slot, noting what the slot held before."""
+        slot = body.slot
+        if self.alerts_before is not None and slot not in self.alerts_before:
+            self.alerts_before[slot] = self.alerts.get(slot)
+        self.alerts[slot] = body
 
     def take_back(self, metric: str, kinds: tuple[str, ...], at: datetime) -> None:
         """Remove a metric's alerts of `kinds` and its outcome, of every cycle if it cycles (a
         reopen, a cancel)."""
         self.unchanged = False
         for slot in [s for s in self.alerts if split_key(s[0])[0] == metric and s[1] in kinds]:
+            if self.alerts_before is not None and slot not in self.alerts_before:
+                self.alerts_before[slot] = self.alerts[slot]
             del self.alerts[slot]
             self.removed_at[slot] = at
         for key in [k for k in self.outcomes if split_key(k)[0] == metric]:
+            if self.outcomes_before is not None and key not in self.outcomes_before:
+                self.outcomes_before[key] = self.outcomes[key]
             del self.outcomes[key]
 
     def settle(
@@ -121,6 +147,15 @@ class Fold:
         terms = self.terms
         if self.unchanged:
             ledger, alerts, outcomes = state.ledger, (), ()
+        elif self.alerts_before is not None and self.outcomes_before is not None:
+            ident = Ident(
+                state.incident_id, contract_id, terms.customer_id, terms.tier, opened_at,
+                state.retired_lives > 0,
+            )  # fmt: skip
+            ledger, alerts, outcomes = reconcile_changes(
+                state.ledger, self.alerts, self.outcomes, self.alerts_before,
+                self.outcomes_before, self.removed_at, cause_at, ident, kind_order,
+            )  # fmt: skip
         else:
             ident = Ident(
                 state.incident_id, contract_id, terms.customer_id, terms.tier, opened_at,

@@ -154,6 +154,114 @@ def reconcile(
     return Reconciled(new, tuple(emitted), published)
 
 
+def reconcile_changes(
+    ledger: Ledger,
+    alerts: dict[AlertSlot, AlertBody],
+    outcomes: dict[str, OutcomeBody],
+    alerts_before: dict[AlertSlot, AlertBody | None],
+    outcomes_before: dict[str, OutcomeBody | None],
+    removed_at: dict[AlertSlot, datetime],
+    cause_at: datetime,
+    ident: Ident,
+    kind_order: KindOrder,
+) -> Reconciled:
+    """`reconcile` for a derived state that started as the ledger's live set and changed only
+    in the slots and metrics of `alerts_before` and `outcomes_before` (what each held then):
+    the same result, without comparing what did not change.
+
+    It equals `reconcile`'s because retractions keep the ledger's order, as there, and the
+    alerts and outcomes of distinct slots never tie in the order they are sorted by (kind,
+    instant, metric and cycle, threshold), so the order new ones are found in does not count.
+    """
+    gone = {s for s, old in alerts_before.items() if old is not None and alerts.get(s) != old}
+    fresh = [
+        (slot, body)
+        for slot, old in alerts_before.items()
+        if (body := alerts.get(slot)) is not None and body != old
+    ]
+    withdrawn = {
+        m for m, old in outcomes_before.items() if old is not None and outcomes.get(m) != old
+    }
+    settled = [
+        (metric, body)
+        for metric, old in outcomes_before.items()
+        if (body := outcomes.get(metric)) is not None and body != old
+    ]
+    if not (gone or fresh or withdrawn or settled):
+        return Reconciled(ledger, (), ())
+    revisions = dict(ledger.revisions)
+    live_alerts, emitted = ledger.alerts, ()
+    if gone or fresh:
+        live_alerts, emitted = _changed_alerts(
+            ledger, gone, fresh, removed_at, cause_at, revisions, ident, kind_order
+        )
+    live_outcomes, published = ledger.outcomes, ()
+    if withdrawn or settled:
+        live_outcomes, published = _changed_outcomes(ledger, withdrawn, settled, revisions, ident)
+    return Reconciled(Ledger(live_alerts, live_outcomes, revisions), emitted, published)
+
+
+def _changed_alerts(
+    ledger: Ledger,
+    gone: set[AlertSlot],
+    fresh: list[tuple[AlertSlot, AlertBody]],
+    removed_at: dict[AlertSlot, datetime],
+    cause_at: datetime,
+    revisions: dict[str, int],
+    ident: Ident,
+    kind_order: KindOrder,
+) -> tuple[tuple[LiveAlert, ...], tuple[Alert, ...]]:
+    live: list[LiveAlert] = []
+    emitted: list[Alert] = []
+    for entry in ledger.alerts:
+        slot = entry.body.slot
+        if slot not in gone:
+            live.append(entry)
+            continue
+        emitted.append(_retraction(entry, removed_at.get(slot, cause_at), ident))
+        key = _slot_key(slot)
+        revisions[key] = revisions.get(key, 0) + 1
+    for slot, body in fresh:
+        revision = revisions.get(_slot_key(slot), 0)
+        alert_id = alert_ids.alert_id(ident.incident_id, *slot, revision, ident.life)
+        live.append(LiveAlert(alert_id, body))
+        emitted.append(_alert(alert_id, body, ident))
+    if len(emitted) > 1:
+        emitted.sort(key=lambda a: _alert_order(a, kind_order))
+    if fresh:
+        live.sort(key=lambda e: _alert_order(e.body, kind_order))
+    return tuple(live), tuple(emitted)
+
+
+def _changed_outcomes(
+    ledger: Ledger,
+    withdrawn: set[str],
+    settled: list[tuple[str, OutcomeBody]],
+    revisions: dict[str, int],
+    ident: Ident,
+) -> tuple[tuple[LiveOutcome, ...], tuple[Outcome, ...]]:
+    kept: list[LiveOutcome] = []
+    published: list[Outcome] = []
+    for entry in ledger.outcomes:
+        if entry.body.metric in withdrawn:
+            published.append(_withdrawal(entry, ident))
+        else:
+            kept.append(entry)
+    fresh: list[Outcome] = []
+    for metric, body in settled:
+        key = f"outcome|{metric}"
+        revision = revisions.get(key, 0)
+        revisions[key] = revision + 1
+        outcome_id = alert_ids.outcome_id(ident.incident_id, metric, revision, ident.life)
+        kept.append(LiveOutcome(outcome_id, body))
+        fresh.append(_outcome(outcome_id, body, ident, None))
+    if fresh:
+        kept.sort(key=lambda e: _rank(e.body.metric))
+    if len(fresh) > 1:
+        fresh.sort(key=lambda o: (o.completed_at or o.settled_at, _rank(o.metric, o.cycle)))
+    return tuple(kept), (*published, *fresh)
+
+
 def _reconcile_outcomes(
     ledger: Ledger, outcomes: dict[str, OutcomeBody], revisions: dict[str, int], ident: Ident
 ) -> tuple[tuple[LiveOutcome, ...], tuple[Outcome, ...]]:
