@@ -19,6 +19,7 @@ from sla_stream.core.ledger import (
     AlertSlot,
     Ident,
     KindOrder,
+    Ledger,
     OutcomeBody,
     reconcile,
     reconcile_changes,
@@ -47,8 +48,11 @@ class Fold:
         self.final: str | None = None
         self.opened = False
         self.clocks: dict[str, Clock] = {}
-        self.alerts: dict[AlertSlot, AlertBody] = {}
-        self.outcomes: dict[str, OutcomeBody] = {}
+        # The live alerts and outcomes (`alerts`, `outcomes`): a resumed fold reads them from
+        # `_ledger` when first asked (a step that announces nothing never does).
+        self._alerts: dict[AlertSlot, AlertBody] | None = {}
+        self._outcomes: dict[str, OutcomeBody] | None = {}
+        self._ledger: Ledger | None = None
         self.removed_at: dict[AlertSlot, datetime] = {}
         self.ended: set[str] = set()  # metrics without a clock whose stop has passed
         self.answered = False  # a first response was folded
@@ -68,11 +72,27 @@ class Fold:
         fold.category, fold.team, fold.opened = state.category, state.team, True
         fold.clocks = {c.metric: c for c in state.clocks}
         fold.ended, fold.answered = set(state.ended), state.answered
-        fold.alerts = state.ledger.live_alerts()
-        fold.outcomes = state.ledger.live_outcomes()
+        fold._alerts = fold._outcomes = None
+        fold._ledger = state.ledger
         fold.unchanged = True
         fold.alerts_before, fold.outcomes_before = {}, {}
         return fold
+
+    @property
+    def alerts(self) -> dict[AlertSlot, AlertBody]:
+        """The alerts that should be live, by slot."""
+        if self._alerts is None:
+            assert self._ledger is not None
+            self._alerts = self._ledger.live_alerts()
+        return self._alerts
+
+    @property
+    def outcomes(self) -> dict[str, OutcomeBody]:
+        """The outcomes that should stand, by clock key."""
+        if self._outcomes is None:
+            assert self._ledger is not None
+            self._outcomes = self._ledger.live_outcomes()
+        return self._outcomes
 
     def target(self, metric: str, severity: str | None) -> Target | None:
         return None if severity is None else self.terms.target(metric, severity)

@@ -221,16 +221,33 @@ def _changed_alerts(
         emitted.append(_retraction(entry, removed_at.get(slot, cause_at), ident))
         key = _slot_key(slot)
         revisions[key] = revisions.get(key, 0) + 1
+    added: list[LiveAlert] = []
     for slot, body in fresh:
         revision = revisions.get(_slot_key(slot), 0)
         alert_id = alert_ids.alert_id(ident.incident_id, *slot, revision, ident.life)
-        live.append(LiveAlert(alert_id, body))
+        added.append(LiveAlert(alert_id, body))
         emitted.append(_alert(alert_id, body, ident))
     if len(emitted) > 1:
         emitted.sort(key=lambda a: _alert_order(a, kind_order))
-    if fresh:
-        live.sort(key=lambda e: _alert_order(e.body, kind_order))
-    return tuple(live), tuple(emitted)
+    return _merged(live, added, kind_order), tuple(emitted)
+
+
+def _merged(
+    live: list[LiveAlert], added: list[LiveAlert], kind_order: KindOrder
+) -> tuple[LiveAlert, ...]:
+    """`live` (in order) with `added` in their places: appended when they all sort after the
+    last, the usual case (no ties: alerts of distinct slots never sort equal)."""
+    if not added:
+        return tuple(live)
+
+    def order(e: LiveAlert) -> tuple:
+        return _alert_order(e.body, kind_order)
+
+    if len(added) > 1:
+        added.sort(key=order)
+    if not live or order(added[0]) > order(live[-1]):
+        return (*live, *added)
+    return tuple(sorted(live + added, key=order))
 
 
 def _changed_outcomes(
@@ -304,6 +321,7 @@ def _alert_order(a: Alert | AlertBody, kind_order: KindOrder) -> tuple:
     return (a.emitted_at, kind_order[a.kind], rank, a.threshold or 0.0)
 
 
+@functools.lru_cache(maxsize=4096)  # metrics, and the cycles of cycling ones
 def _rank(key: str, cycle: int | None = None) -> tuple[int, int]:
     """Metrics in `METRICS` order, a metric's cycles in order."""
     rank = METRIC_ORDER.get(key)  # a metric (or an Alert's, with its cycle): no split
