@@ -172,8 +172,9 @@ def apply(
         raise ValueError(f"event for {event.incident_id!r} applied to {state.incident_id!r}")
     # Rule 12 pins the contract the `opened` event names; other events' contract_id is noise.
     rec = Recorded.of(event, event.contract_id if event.type == "opened" else None)
-    if any(e.event_id == rec.event_id for e in state.events):
-        return unchanged(state, "duplicate")
+    for recorded in state.events:  # a loop, not any(): this runs on every event
+        if recorded.event_id == rec.event_id:
+            return unchanged(state, "duplicate")
     final = _final_event(state.events)
     # `opened` is never after the final event: a final event dated before it (a clock skew
     # between systems) counts at `opened`, so arrival order must not decide whether it is kept.

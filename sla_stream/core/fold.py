@@ -185,8 +185,10 @@ class Fold:
                 state.ledger, self.alerts, self.outcomes, self.removed_at, cause_at, ident,
                 kind_order,
             )  # fmt: skip
-        dues = [c.next_due_at for c in self.clocks.values() if c.next_due_at is not None]
-        next_due = min(dues) if dues else None
+        next_due = None
+        for c in self.clocks.values():
+            if c.next_due_at is not None and (next_due is None or c.next_due_at < next_due):
+                next_due = c.next_due_at
         new = state.with_fields(
             {
                 **updates,
@@ -201,7 +203,7 @@ class Fold:
                 "team": self.team,
                 "final": self.final,
                 "clocks": tuple(self.clocks.values()),
-                "ended": tuple(sorted(self.ended)),
+                "ended": tuple(sorted(self.ended)) if self.ended else (),
                 "answered": self.answered,
                 "ledger": ledger,
             }

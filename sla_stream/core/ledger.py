@@ -93,10 +93,10 @@ class Ledger(NamedTuple):
     revisions: dict[str, int] = {}  # shared default, never mutated: `reconcile` copies it
 
     def live_alerts(self) -> dict[AlertSlot, AlertBody]:
-        return {a.body.slot: a.body for a in self.alerts}
+        return {body[:3]: body for _, body in self.alerts}  # slot: (metric, kind, threshold)
 
     def live_outcomes(self) -> dict[str, OutcomeBody]:
-        return {o.body.metric: o.body for o in self.outcomes}
+        return {body[0]: body for _, body in self.outcomes}
 
 
 class Reconciled(NamedTuple):
