@@ -9,7 +9,6 @@ at the end of the step, `settle`s them into the new state and its effects throug
 from __future__ import annotations
 
 from datetime import datetime
-from typing import NamedTuple
 
 from sla_stream.core import clock as clk
 from sla_stream.core.clock import Clock, split_key
@@ -21,18 +20,12 @@ from sla_stream.core.ledger import (
     KindOrder,
     Ledger,
     OutcomeBody,
+    Reconciled,
     reconcile,
     reconcile_changes,
 )  # fmt: skip
-from sla_stream.core.models import Alert, Outcome
+from sla_stream.core.step import Result
 from sla_stream.core.terms import ContractTerms, Target
-
-
-class Settled(NamedTuple):
-    state: IncidentState
-    alerts: tuple[Alert, ...]
-    outcomes: tuple[Outcome, ...]
-    next_due_at: datetime | None
 
 
 class Fold:
@@ -158,33 +151,15 @@ class Fold:
         *,
         cause_at: datetime,
         kind_order: KindOrder,
-    ) -> Settled:
-        """The new state (one copy of `state`, with `updates` and the fold) and its effects;
-        a retraction not dated by a removal is dated `cause_at`."""
-        opened_at = updates.get("opened_at", state.opened_at)
-        contract_id = updates.get("contract_id", state.contract_id)
-        assert isinstance(opened_at, datetime) and isinstance(contract_id, str)
-        terms = self.terms
+        in_place: bool = False,
+    ) -> Result:
+        """The new state (one copy of `state`, with `updates` and the fold; `state` itself,
+        updated, when `in_place`) and its effects; a retraction not dated by a removal is dated
+        `cause_at`."""
         if self.unchanged:
             ledger, alerts, outcomes = state.ledger, (), ()
-        elif self.alerts_before is not None and self.outcomes_before is not None:
-            ident = Ident(
-                state.incident_id, contract_id, terms.customer_id, terms.tier, opened_at,
-                state.retired_lives > 0,
-            )  # fmt: skip
-            ledger, alerts, outcomes = reconcile_changes(
-                state.ledger, self.alerts, self.outcomes, self.alerts_before,
-                self.outcomes_before, self.removed_at, cause_at, ident, kind_order,
-            )  # fmt: skip
         else:
-            ident = Ident(
-                state.incident_id, contract_id, terms.customer_id, terms.tier, opened_at,
-                state.retired_lives > 0,
-            )  # fmt: skip
-            ledger, alerts, outcomes = reconcile(
-                state.ledger, self.alerts, self.outcomes, self.removed_at, cause_at, ident,
-                kind_order,
-            )  # fmt: skip
+            ledger, alerts, outcomes = self._reconciled(state, updates, cause_at, kind_order)
         next_due = None
         for c in self.clocks.values():
             if c.next_due_at is not None and (next_due is None or c.next_due_at < next_due):
@@ -192,7 +167,7 @@ class Fold:
         new = state.with_fields(
             {
                 **updates,
-                "contract_version": terms.version,
+                "contract_version": self.terms.version,
                 "parked": False,
                 "evaluated": True,
                 "pending_since": None,
@@ -206,9 +181,36 @@ class Fold:
                 "ended": tuple(sorted(self.ended)) if self.ended else (),
                 "answered": self.answered,
                 "ledger": ledger,
-            }
+            },
+            in_place=in_place,
         )
-        return Settled(new, alerts, outcomes, next_due)
+        return Result(new, alerts, outcomes, next_due, None)
+
+    def _reconciled(
+        self,
+        state: IncidentState,
+        updates: dict[str, object],
+        cause_at: datetime,
+        kind_order: KindOrder,
+    ) -> Reconciled:
+        """The effects that take `state`'s ledger to this fold's live alerts and outcomes: only
+        what changed is compared when the fold was resumed from that ledger."""
+        opened_at = updates.get("opened_at", state.opened_at)
+        contract_id = updates.get("contract_id", state.contract_id)
+        assert isinstance(opened_at, datetime) and isinstance(contract_id, str)
+        terms = self.terms
+        ident = Ident(
+            state.incident_id, contract_id, terms.customer_id, terms.tier, opened_at,
+            state.retired_lives > 0,
+        )  # fmt: skip
+        if self.alerts_before is not None and self.outcomes_before is not None:
+            return reconcile_changes(
+                state.ledger, self.alerts, self.outcomes, self.alerts_before,
+                self.outcomes_before, self.removed_at, cause_at, ident, kind_order,
+            )  # fmt: skip
+        return reconcile(
+            state.ledger, self.alerts, self.outcomes, self.removed_at, cause_at, ident, kind_order
+        )
 
 
 def alert_body(
