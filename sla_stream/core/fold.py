@@ -9,6 +9,7 @@ at the end of the step, `settle`s them into the new state and its effects throug
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sla_stream.core import clock as clk
 from sla_stream.core.clock import Clock, split_key
@@ -52,10 +53,12 @@ class Fold:
         # Resumed from a state whose ledger is the live set, and nothing announced since:
         # the ledger stands as it is.
         self.unchanged = False
-        # Resumed: what each slot and metric changed since held before (None: nothing), so
-        # `settle` compares only those with the ledger. None: a fold from scratch.
+        # Resumed: what each slot and metric changed since held before and holds now (None:
+        # nothing), so `settle` compares only those with the ledger. None: a fold from scratch.
         self.alerts_before: dict[AlertSlot, AlertBody | None] | None = None
         self.outcomes_before: dict[str, OutcomeBody | None] | None = None
+        self.alerts_after: dict[AlertSlot, AlertBody | None] = {}
+        self.outcomes_after: dict[str, OutcomeBody | None] = {}
 
     @classmethod
     def resume(cls, state: IncidentState, terms: ContractTerms) -> Fold:
@@ -76,7 +79,7 @@ class Fold:
         """The alerts that should be live, by slot."""
         if self._alerts is None:
             assert self._ledger is not None
-            self._alerts = self._ledger.live_alerts()
+            self._alerts = _overlaid(self._ledger.live_alerts(), self.alerts_after)
         return self._alerts
 
     @property
@@ -84,7 +87,7 @@ class Fold:
         """The outcomes that should stand, by clock key."""
         if self._outcomes is None:
             assert self._ledger is not None
-            self._outcomes = self._ledger.live_outcomes()
+            self._outcomes = _overlaid(self._ledger.live_outcomes(), self.outcomes_after)
         return self._outcomes
 
     def target(self, metric: str, severity: str | None) -> Target | None:
@@ -118,30 +121,51 @@ class Fold:
         # Announced again (met after a reopen): a later retraction of this slot is a correction,
         # dated by its cause, not by the earlier removal.
         self.removed_at.pop(body.slot, None)
-        if outcome is not None:
-            if self.outcomes_before is not None and outcome.metric not in self.outcomes_before:
-                self.outcomes_before[outcome.metric] = self.outcomes.get(outcome.metric)
-            self.outcomes[outcome.metric] = outcome
+        if outcome is None:
+            return
+        key, before = outcome.metric, self.outcomes_before
+        if before is None:  # from scratch: no ledger to compare with
+            self.outcomes[key] = outcome
+            return
+        if key not in before:  # what it held: the ledger's, unless the dict is out already
+            if self._outcomes is not None:
+                before[key] = self._outcomes.get(key)
+            elif self._ledger is not None:
+                before[key] = next((b for _, b in self._ledger.outcomes if b[0] == key), None)
+        self.outcomes_after[key] = outcome
+        if self._outcomes is not None:
+            self._outcomes[key] = outcome
 
     def set_alert(self, body: AlertBody) -> None:
-        """Make `body` the live alert of its slot, noting what the slot held before."""
-        slot = body.slot
-        if self.alerts_before is not None and slot not in self.alerts_before:
-            self.alerts_before[slot] = self.alerts.get(slot)
-        self.alerts[slot] = body
+        """Make `body` the live alert of its slot, noting what the slot held before (a resumed
+        fold asks its ledger, without building the whole live set)."""
+        slot, before = body.slot, self.alerts_before
+        if before is None:
+            self.alerts[slot] = body
+            return
+        if slot not in before:
+            if self._alerts is not None:
+                before[slot] = self._alerts.get(slot)
+            elif self._ledger is not None:
+                before[slot] = next((b for _, b in self._ledger.alerts if b[:3] == slot), None)
+        self.alerts_after[slot] = body
+        if self._alerts is not None:
+            self._alerts[slot] = body
 
     def take_back(self, metric: str, kinds: tuple[str, ...], at: datetime) -> None:
         """Remove a metric's alerts of `kinds` and its outcome, of every cycle if it cycles (a
         reopen, a cancel)."""
         self.unchanged = False
         for slot in [s for s in self.alerts if split_key(s[0])[0] == metric and s[1] in kinds]:
-            if self.alerts_before is not None and slot not in self.alerts_before:
-                self.alerts_before[slot] = self.alerts[slot]
+            if self.alerts_before is not None:
+                self.alerts_before.setdefault(slot, self.alerts[slot])
+                self.alerts_after[slot] = None
             del self.alerts[slot]
             self.removed_at[slot] = at
         for key in [k for k in self.outcomes if split_key(k)[0] == metric]:
-            if self.outcomes_before is not None and key not in self.outcomes_before:
-                self.outcomes_before[key] = self.outcomes[key]
+            if self.outcomes_before is not None:
+                self.outcomes_before.setdefault(key, self.outcomes[key])
+                self.outcomes_after[key] = None
             del self.outcomes[key]
 
     def settle(
@@ -205,12 +229,22 @@ class Fold:
         )  # fmt: skip
         if self.alerts_before is not None and self.outcomes_before is not None:
             return reconcile_changes(
-                state.ledger, self.alerts, self.outcomes, self.alerts_before,
+                state.ledger, self.alerts_after, self.outcomes_after, self.alerts_before,
                 self.outcomes_before, self.removed_at, cause_at, ident, kind_order,
             )  # fmt: skip
         return reconcile(
             state.ledger, self.alerts, self.outcomes, self.removed_at, cause_at, ident, kind_order
         )
+
+
+def _overlaid(live: dict[Any, Any], changes: dict[Any, Any]) -> dict[Any, Any]:
+    """`live` with `changes` made (None: removed)."""
+    for key, value in changes.items():
+        if value is None:
+            live.pop(key, None)
+        else:
+            live[key] = value
+    return live
 
 
 def alert_body(

@@ -156,8 +156,8 @@ def reconcile(
 
 def reconcile_changes(
     ledger: Ledger,
-    alerts: dict[AlertSlot, AlertBody],
-    outcomes: dict[str, OutcomeBody],
+    alerts: dict[AlertSlot, AlertBody | None],
+    outcomes: dict[str, OutcomeBody | None],
     alerts_before: dict[AlertSlot, AlertBody | None],
     outcomes_before: dict[str, OutcomeBody | None],
     removed_at: dict[AlertSlot, datetime],
@@ -166,8 +166,9 @@ def reconcile_changes(
     kind_order: KindOrder,
 ) -> Reconciled:
     """`reconcile` for a derived state that started as the ledger's live set and changed only
-    in the slots and metrics of `alerts_before` and `outcomes_before` (what each held then):
-    the same result, without comparing what did not change.
+    in the slots and metrics of `alerts_before` and `outcomes_before` (what each held then;
+    `alerts` and `outcomes` need hold only those, None for removed): the same result, without
+    comparing what did not change.
 
     It equals `reconcile`'s because retractions keep the ledger's order, as there, and the
     alerts and outcomes of distinct slots never tie in the order they are sorted by (kind,
