@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import operator
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sla_stream.core import alert_ids
 from sla_stream.core.clock import split_key
@@ -174,23 +174,12 @@ def reconcile_changes(
     alerts and outcomes of distinct slots never tie in the order they are sorted by (kind,
     instant, metric and cycle, threshold), so the order new ones are found in does not count.
     """
-    gone = {s for s, old in alerts_before.items() if old is not None and alerts.get(s) != old}
-    fresh = [
-        (slot, body)
-        for slot, old in alerts_before.items()
-        if (body := alerts.get(slot)) is not None and body != old
-    ]
-    withdrawn = {
-        m for m, old in outcomes_before.items() if old is not None and outcomes.get(m) != old
-    }
-    settled = [
-        (metric, body)
-        for metric, old in outcomes_before.items()
-        if (body := outcomes.get(metric)) is not None and body != old
-    ]
+    gone, fresh = _changed(alerts, alerts_before)
+    withdrawn, settled = _changed(outcomes, outcomes_before)
     if not (gone or fresh or withdrawn or settled):
         return Reconciled(ledger, (), ())
-    revisions = dict(ledger.revisions)
+    # Copied only when a retraction or an outcome counts a revision (new alerts count none).
+    revisions = dict(ledger.revisions) if gone or settled else ledger.revisions
     live_alerts, emitted = ledger.alerts, ()
     if gone or fresh:
         live_alerts, emitted = _changed_alerts(
@@ -200,6 +189,22 @@ def reconcile_changes(
     if withdrawn or settled:
         live_outcomes, published = _changed_outcomes(ledger, withdrawn, settled, revisions, ident)
     return Reconciled(Ledger(live_alerts, live_outcomes, revisions), emitted, published)
+
+
+def _changed(after: dict[Any, Any], before: dict[Any, Any]) -> tuple[set[Any], list[Any]]:
+    """Of the keys `before` holds (a key's value then, None for none): those whose value is
+    gone or replaced, and the (key, value) of those with a new value."""
+    gone: set[Any] = set()
+    fresh: list[tuple[Any, Any]] = []
+    for key, old in before.items():
+        new = after.get(key)
+        if new == old:
+            continue
+        if old is not None:
+            gone.add(key)
+        if new is not None:
+            fresh.append((key, new))
+    return gone, fresh
 
 
 def _changed_alerts(
@@ -212,9 +217,9 @@ def _changed_alerts(
     ident: Ident,
     kind_order: KindOrder,
 ) -> tuple[tuple[LiveAlert, ...], tuple[Alert, ...]]:
-    live: list[LiveAlert] = []
+    live: list[LiveAlert] = [] if gone else list(ledger.alerts)
     emitted: list[Alert] = []
-    for entry in ledger.alerts:
+    for entry in ledger.alerts if gone else ():
         slot = entry.body.slot
         if slot not in gone:
             live.append(entry)
