@@ -106,7 +106,8 @@ class Replayer:
             self._fire_before(t)
             self.now = t
         state = self.states.get(event.incident_id)
-        step = engine.apply(state, event, self._contract(state, event))
+        # The replay owns its states (nothing else holds them): updated in place, not copied.
+        step = engine.apply(state, event, self._contract(state, event), owned=True)
         if step.ignored is not None:
             self.summary.ignored[step.ignored] += 1
             if step.ignored in ("duplicate", "after_final"):
@@ -123,7 +124,7 @@ class Replayer:
         self.contracts[record.contract_id] = record
         for incident_id, state in list(self.states.items()):
             if state.parked and state.contract_id == record.contract_id:
-                self._take(incident_id, engine.advance(state, self.now or at, record))
+                self._take(incident_id, engine.advance(state, self.now or at, record, owned=True))
 
     def finish(self) -> ReplaySummary:
         """Fire everything due up to `until` (default: the latest event) and sum up."""
@@ -159,7 +160,7 @@ class Replayer:
             if state.next_due_at != due:
                 continue  # nothing due any more (stopped, or due later)
             contract = self.contracts.get(state.contract_id) if state.contract_id else None
-            self._take(incident_id, engine.advance(state, due, contract))
+            self._take(incident_id, engine.advance(state, due, contract, owned=True))
 
     def _take(self, incident_id: str, step: Result) -> None:
         self.states[incident_id] = step.state

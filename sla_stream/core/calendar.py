@@ -66,6 +66,9 @@ class BusinessCalendar:
         self._holiday_years: dict[int, frozenset[date]] = {}
         self._builder = BlockBuilder(spec.timezone, spec.week, self._holidays_of_year, spec.dates)
         self._blocks: dict[int, Block] = {}
+        # instant -> (microseconds, block, week, business position): a clock asks about the
+        # same instants (its start, its last resume) at every schedule and stop.
+        self._placed: dict[object, tuple[int, Block, int, int]] = {}
 
     @classmethod
     def from_dict(cls, block: Any) -> BusinessCalendar:
@@ -94,11 +97,10 @@ class BusinessCalendar:
 
     def _add_us(self, start: datetime, seconds: float) -> int:
         x = _duration_us(seconds)
-        t0 = to_us(start)
         if x == 0 or self._plain:
-            return t0 + x
-        blk, w = self._locate(t0)
-        need = self._position(blk, w, t0) + x
+            return to_us(start) + x
+        _, blk, w, position = self._place(start)
+        need = position + x
         while need > blk.total:
             need -= blk.total
             blk = self._block(blk.index + 1)
@@ -111,14 +113,13 @@ class BusinessCalendar:
 
     def elapsed_us(self, start: datetime, end: datetime) -> int:
         """Business microseconds between two aware instants; 0 if `end <= start`."""
-        ts, te = to_us(start), to_us(end)
+        if self._plain:
+            return max(to_us(end) - to_us(start), 0)
+        ts, bs, _, start_at = self._place(start)
+        te, be, _, end_at = self._place(end)
         if te <= ts:
             return 0
-        if self._plain:
-            return te - ts
-        bs, ws = self._locate(ts)
-        be, we = self._locate(te)
-        total = self._position(be, we, te) - self._position(bs, ws, ts)
+        total = end_at - start_at
         for index in range(bs.index, be.index):
             total += self._block(index).total
         return total
@@ -158,6 +159,19 @@ class BusinessCalendar:
             blk = self._blocks[index] = self._builder.build(index)
         return blk
 
+    def _place(self, instant: datetime) -> tuple[int, Block, int, int]:
+        """`instant` in microseconds, its block and week, and its business position there."""
+        # Equal datetimes of one zone can differ in `fold` (a repeated hour): keyed apart.
+        key = instant if not instant.fold else (instant, 1)
+        hit = self._placed.get(key)
+        if hit is None:
+            t = to_us(instant)
+            blk, w = self._locate(t)
+            if len(self._placed) >= _PLACED_MAX:
+                self._placed.clear()
+            hit = self._placed[key] = (t, blk, w, self._position(blk, w, t))
+        return hit
+
     def _locate(self, t: int) -> tuple[Block, int]:
         """The block and week (index inside it) whose local week holds instant `t`."""
         week = utc_week(t)
@@ -186,6 +200,9 @@ class BusinessCalendar:
                 days |= country_holiday_dates(self.spec.country, self.spec.subdiv, year)
             self._holiday_years[year] = days
         return days
+
+
+_PLACED_MAX = 65_536  # instants remembered per calendar (a few MB at most)
 
 
 def _duration_us(seconds: float | int | timedelta) -> int:

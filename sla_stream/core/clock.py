@@ -58,6 +58,7 @@ class Clock(NamedTuple):
         return f"{self.metric}#{self.cycle}" if self.cycle else self.metric
 
 
+@functools.lru_cache(maxsize=4096)  # a few metrics, and the cycles of cycling ones
 def split_key(key: str) -> tuple[str, int | None]:
     """A `Clock.key` as (metric, cycle or None)."""
     metric, _, cycle = key.partition("#")

@@ -163,7 +163,11 @@ def event_key(rec: Recorded) -> tuple[datetime, int, str]:
 
 
 def apply(
-    state: IncidentState | None, event: IncidentEvent, contract: ContractRecord | None
+    state: IncidentState | None,
+    event: IncidentEvent,
+    contract: ContractRecord | None,
+    *,
+    owned: bool = False,
 ) -> Result:
     """Apply one event: dues strictly before its instant fire first, then the event itself."""
     if state is None:
@@ -172,9 +176,9 @@ def apply(
         raise ValueError(f"event for {event.incident_id!r} applied to {state.incident_id!r}")
     # Rule 12 pins the contract the `opened` event names; other events' contract_id is noise.
     rec = Recorded.of(event, event.contract_id if event.type == "opened" else None)
-    if any(e.event_id == rec.event_id for e in state.events):
+    if rec.event_id in [e.event_id for e in state.events]:  # cheaper than any() on every event
         return unchanged(state, "duplicate")
-    final = _final_event(state.events)
+    final = next((e for e in state.events if e.type in FINAL_TYPES), None)
     # `opened` is never after the final event: a final event dated before it (a clock skew
     # between systems) counts at `opened`, so arrival order must not decide whether it is kept.
     if final is not None and event_key(rec) > event_key(final) and rec.type != "opened":
@@ -200,12 +204,15 @@ def apply(
         horizon = grown.get("horizon_at", state.horizon_at)
         inclusive = grown.get("horizon_inclusive", state.horizon_inclusive)
         fold = _fold_all(events, terms, horizon, inclusive)  # type: ignore[arg-type]
-    return Result(*fold.settle(state, grown, cause_at=pending, kind_order=ALERT_ORDER), None)
+    return fold.settle(state, grown, cause_at=pending, kind_order=ALERT_ORDER, in_place=owned)
 
 
-def advance(state: IncidentState, now: datetime, contract: ContractRecord | None) -> Result:
+def advance(
+    state: IncidentState, now: datetime, contract: ContractRecord | None, *, owned: bool = False
+) -> Result:
     """Fire everything due at or before `now` (aware). A parked incident is evaluated from its
-    recorded events once `contract` is given."""
+    recorded events once `contract` is given. `owned` (here and in `apply`): the caller keeps no
+    other reference to `state` (a replay's states), so the step may update it in place."""
     now = utc(now)
     moved: dict[str, object] = {}
     if state.horizon_at is None or now >= state.horizon_at:
@@ -224,7 +231,7 @@ def advance(state: IncidentState, now: datetime, contract: ContractRecord | None
         inclusive = moved.get("horizon_inclusive", state.horizon_inclusive)
         fold = _fold_all(state.events, terms, horizon, inclusive)  # type: ignore[arg-type]
     cause_at = state.pending_since or state.horizon_at or now
-    result = Result(*fold.settle(state, moved, cause_at=cause_at, kind_order=ALERT_ORDER), None)
+    result = fold.settle(state, moved, cause_at=cause_at, kind_order=ALERT_ORDER, in_place=owned)
     if resumed and not result.alerts and not result.outcomes:
         return result._replace(ignored="nothing_due")  # only the horizon moved
     return result
@@ -423,7 +430,7 @@ def _cancel(fold: Fold, metric: str, t: datetime) -> None:
             body = alert_body("stopped", cut, target, None, t, cut.elapsed_s, deadline_at)
         else:  # an earlier cycle: its `met`, taken back, becomes the clear
             body = mine[(key, "met", None)]._replace(kind="stopped", emitted_at=t)
-        fold.alerts[body.slot] = body
+        fold.set_alert(body)
 
 
 ACTIONS: dict[Action, Callable[[Fold, str, datetime], None]] = {
@@ -437,12 +444,5 @@ ACTIONS: dict[Action, Callable[[Fold, str, datetime], None]] = {
 }
 
 
-# -- small helpers -----------------------------------------------------------------------------
-
-
 def _opened_event(events: list[Recorded] | tuple[Recorded, ...]) -> Recorded | None:
     return next((e for e in events if e.type == "opened"), None)
-
-
-def _final_event(events: tuple[Recorded, ...]) -> Recorded | None:
-    return next((e for e in events if e.type in FINAL_TYPES), None)

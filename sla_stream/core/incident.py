@@ -90,9 +90,15 @@ class IncidentState(BaseModel):
     ledger: Ledger = Ledger()
     retired_lives: int = 0  # earlier lives of this id, retired after their retention
 
-    def with_fields(self, update: dict[str, Any]) -> IncidentState:
+    def with_fields(self, update: dict[str, Any], *, in_place: bool = False) -> IncidentState:
         """A copy with `update` (trusted, like `model_copy`): one per engine step, without
-        pydantic's generic copying of every attribute, which showed in the profile."""
+        pydantic's generic copying of every attribute, which showed in the profile. With
+        `in_place`, this state itself, updated: only for an owner that keeps no other reference
+        to it (a replay's own states), as the model is frozen for everyone else."""
+        if in_place:
+            self.__dict__.update(update)
+            self.__pydantic_fields_set__.update(update.keys())
+            return self
         new = _new(IncidentState)
         _set(new, "__dict__", {**self.__dict__, **update})
         _set(new, "__pydantic_fields_set__", self.__pydantic_fields_set__ | update.keys())

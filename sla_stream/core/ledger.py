@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import operator
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sla_stream.core import alert_ids
 from sla_stream.core.clock import split_key
@@ -93,10 +93,10 @@ class Ledger(NamedTuple):
     revisions: dict[str, int] = {}  # shared default, never mutated: `reconcile` copies it
 
     def live_alerts(self) -> dict[AlertSlot, AlertBody]:
-        return {a.body.slot: a.body for a in self.alerts}
+        return {body[:3]: body for _, body in self.alerts}  # slot: (metric, kind, threshold)
 
     def live_outcomes(self) -> dict[str, OutcomeBody]:
-        return {o.body.metric: o.body for o in self.outcomes}
+        return {body[0]: body for _, body in self.outcomes}
 
 
 class Reconciled(NamedTuple):
@@ -154,6 +154,137 @@ def reconcile(
     return Reconciled(new, tuple(emitted), published)
 
 
+def reconcile_changes(
+    ledger: Ledger,
+    alerts: dict[AlertSlot, AlertBody | None],
+    outcomes: dict[str, OutcomeBody | None],
+    alerts_before: dict[AlertSlot, AlertBody | None],
+    outcomes_before: dict[str, OutcomeBody | None],
+    removed_at: dict[AlertSlot, datetime],
+    cause_at: datetime,
+    ident: Ident,
+    kind_order: KindOrder,
+) -> Reconciled:
+    """`reconcile` for a derived state that started as the ledger's live set and changed only
+    in the slots and metrics of `alerts_before` and `outcomes_before` (what each held then;
+    `alerts` and `outcomes` need hold only those, None for removed): the same result, without
+    comparing what did not change.
+
+    It equals `reconcile`'s because retractions keep the ledger's order, as there, and the
+    alerts and outcomes of distinct slots never tie in the order they are sorted by (kind,
+    instant, metric and cycle, threshold), so the order new ones are found in does not count.
+    """
+    gone, fresh = _changed(alerts, alerts_before)
+    withdrawn, settled = _changed(outcomes, outcomes_before)
+    if not (gone or fresh or withdrawn or settled):
+        return Reconciled(ledger, (), ())
+    # Copied only when a retraction or an outcome counts a revision (new alerts count none).
+    revisions = dict(ledger.revisions) if gone or settled else ledger.revisions
+    live_alerts, emitted = ledger.alerts, ()
+    if gone or fresh:
+        live_alerts, emitted = _changed_alerts(
+            ledger, gone, fresh, removed_at, cause_at, revisions, ident, kind_order
+        )
+    live_outcomes, published = ledger.outcomes, ()
+    if withdrawn or settled:
+        live_outcomes, published = _changed_outcomes(ledger, withdrawn, settled, revisions, ident)
+    return Reconciled(Ledger(live_alerts, live_outcomes, revisions), emitted, published)
+
+
+def _changed(after: dict[Any, Any], before: dict[Any, Any]) -> tuple[set[Any], list[Any]]:
+    """Of the keys `before` holds (a key's value then, None for none): those whose value is
+    gone or replaced, and the (key, value) of those with a new value."""
+    gone: set[Any] = set()
+    fresh: list[tuple[Any, Any]] = []
+    for key, old in before.items():
+        new = after.get(key)
+        if new == old:
+            continue
+        if old is not None:
+            gone.add(key)
+        if new is not None:
+            fresh.append((key, new))
+    return gone, fresh
+
+
+def _changed_alerts(
+    ledger: Ledger,
+    gone: set[AlertSlot],
+    fresh: list[tuple[AlertSlot, AlertBody]],
+    removed_at: dict[AlertSlot, datetime],
+    cause_at: datetime,
+    revisions: dict[str, int],
+    ident: Ident,
+    kind_order: KindOrder,
+) -> tuple[tuple[LiveAlert, ...], tuple[Alert, ...]]:
+    live: list[LiveAlert] = [] if gone else list(ledger.alerts)
+    emitted: list[Alert] = []
+    for entry in ledger.alerts if gone else ():
+        slot = entry.body.slot
+        if slot not in gone:
+            live.append(entry)
+            continue
+        emitted.append(_retraction(entry, removed_at.get(slot, cause_at), ident))
+        key = _slot_key(slot)
+        revisions[key] = revisions.get(key, 0) + 1
+    added: list[LiveAlert] = []
+    for slot, body in fresh:
+        revision = revisions.get(_slot_key(slot), 0)
+        alert_id = alert_ids.alert_id(ident.incident_id, *slot, revision, ident.life)
+        added.append(LiveAlert(alert_id, body))
+        emitted.append(_alert(alert_id, body, ident))
+    if len(emitted) > 1:
+        emitted.sort(key=lambda a: _alert_order(a, kind_order))
+    return _merged(live, added, kind_order), tuple(emitted)
+
+
+def _merged(
+    live: list[LiveAlert], added: list[LiveAlert], kind_order: KindOrder
+) -> tuple[LiveAlert, ...]:
+    """`live` (in order) with `added` in their places: appended when they all sort after the
+    last, the usual case (no ties: alerts of distinct slots never sort equal)."""
+    if not added:
+        return tuple(live)
+
+    def order(e: LiveAlert) -> tuple:
+        return _alert_order(e.body, kind_order)
+
+    if len(added) > 1:
+        added.sort(key=order)
+    if not live or order(added[0]) > order(live[-1]):
+        return (*live, *added)
+    return tuple(sorted(live + added, key=order))
+
+
+def _changed_outcomes(
+    ledger: Ledger,
+    withdrawn: set[str],
+    settled: list[tuple[str, OutcomeBody]],
+    revisions: dict[str, int],
+    ident: Ident,
+) -> tuple[tuple[LiveOutcome, ...], tuple[Outcome, ...]]:
+    kept: list[LiveOutcome] = []
+    published: list[Outcome] = []
+    for entry in ledger.outcomes:
+        if entry.body.metric in withdrawn:
+            published.append(_withdrawal(entry, ident))
+        else:
+            kept.append(entry)
+    fresh: list[Outcome] = []
+    for metric, body in settled:
+        key = f"outcome|{metric}"
+        revision = revisions.get(key, 0)
+        revisions[key] = revision + 1
+        outcome_id = alert_ids.outcome_id(ident.incident_id, metric, revision, ident.life)
+        kept.append(LiveOutcome(outcome_id, body))
+        fresh.append(_outcome(outcome_id, body, ident, None))
+    if fresh:
+        kept.sort(key=lambda e: _rank(e.body.metric))
+    if len(fresh) > 1:
+        fresh.sort(key=lambda o: (o.completed_at or o.settled_at, _rank(o.metric, o.cycle)))
+    return tuple(kept), (*published, *fresh)
+
+
 def _reconcile_outcomes(
     ledger: Ledger, outcomes: dict[str, OutcomeBody], revisions: dict[str, int], ident: Ident
 ) -> tuple[tuple[LiveOutcome, ...], tuple[Outcome, ...]]:
@@ -196,6 +327,7 @@ def _alert_order(a: Alert | AlertBody, kind_order: KindOrder) -> tuple:
     return (a.emitted_at, kind_order[a.kind], rank, a.threshold or 0.0)
 
 
+@functools.lru_cache(maxsize=4096)  # metrics, and the cycles of cycling ones
 def _rank(key: str, cycle: int | None = None) -> tuple[int, int]:
     """Metrics in `METRICS` order, a metric's cycles in order."""
     rank = METRIC_ORDER.get(key)  # a metric (or an Alert's, with its cycle): no split
