@@ -75,20 +75,23 @@ class Schedule:
     def push(self, at: float, incident_id: str) -> None:
         heapq.heappush(self.heap, (at, incident_id))
 
-    def pop(self, until: float, limit: int | None = None) -> list[str]:
-        """Ids with an entry at or before `until` (epoch seconds), each once, at most `limit`."""
-        found: dict[str, None] = {}
+    def take(self, until: float, limit: int | None = None) -> list[tuple[float, str]]:
+        """The entries at or before `until` (epoch seconds), removed: each id once, at its
+        earliest instant; at most `limit` ids."""
+        found: dict[str, float] = {}
         end = int(np.searchsorted(self.at, until, side="right"))
         if limit is not None:
             end = min(end, self.start + limit)
         if end > self.start:
-            for key in self.ids[self.start : end].tolist():
-                found[key.decode()] = None
+            ids = self.ids[self.start : end].tolist()
+            for at, key in zip(self.at[self.start : end].tolist(), ids, strict=True):
+                found.setdefault(key.decode(), at)
             self.start = end
         heap = self.heap
         while heap and heap[0][0] <= until and (limit is None or len(found) < limit):
-            found[heapq.heappop(heap)[1]] = None
-        return list(found)
+            at, incident_id = heapq.heappop(heap)
+            found[incident_id] = min(at, found.get(incident_id, at))
+        return [(at, incident_id) for incident_id, at in found.items()]
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, list[tuple[float, str]]]:
         """Every entry not taken: sorted instants and ids, and the entries that stay tuples."""
@@ -115,19 +118,16 @@ class DueIndex:
     """Per-partition schedules of (due instant, incident id); stale entries are skipped lazily.
 
     `expiries` holds, the same way, the instants at which finished incidents may be deleted.
-    `taken` remembers what the partition's current tick took from the indexes (a tick starts
-    with `pop_due`): a stop in the middle of a tick leaves some of it unhandled, and an index
-    saved then must still hold it (`IncidentStore.partition_indexes`)."""
+    `taken` remembers what the partition's current tick took from them (a tick starts with
+    `pop_due`): a stop in the middle of a tick leaves some of it unhandled, and an index saved
+    then must still hold it (`with_taken`)."""
 
     due: dict[int, Schedule] = field(default_factory=lambda: defaultdict(Schedule))
     expiries: dict[int, Schedule] = field(default_factory=lambda: defaultdict(Schedule))
     parked: dict[int, dict[str, set[str]]] = field(
         default_factory=lambda: defaultdict(lambda: defaultdict(set))
     )
-    # (index, instant taken up to or contract id, ids), per partition
-    taken: dict[int, list[tuple[str, float | str, list[str]]]] = field(
-        default_factory=lambda: defaultdict(list)
-    )
+    taken: dict[int, Taken] = field(default_factory=dict)
 
     def schedule(self, partition: int, incident_id: str, due_at: datetime | None) -> None:
         if due_at is not None:
@@ -135,8 +135,10 @@ class DueIndex:
 
     def pop_due(self, partition: int, now: datetime) -> list[str]:
         """Incident ids with an entry due at or before `now` (each once); starts a tick."""
-        self.taken[partition] = []
-        return self._take(partition, "due", now.timestamp(), self.due, None)
+        self.taken[partition] = taken = Taken()
+        entries = self.due[partition].take(now.timestamp()) if partition in self.due else []
+        taken.due.extend(entries)
+        return [incident_id for _, incident_id in entries]
 
     def schedule_expiry(self, partition: int, incident_id: str, at: datetime | None) -> None:
         if at is not None:
@@ -144,16 +146,10 @@ class DueIndex:
 
     def pop_expired(self, partition: int, now: datetime, limit: int) -> list[str]:
         """At most `limit` incident ids whose expiry is at or before `now`; the rest stay."""
-        return self._take(partition, "expiries", now.timestamp(), self.expiries, limit)
-
-    def _take(
-        self, partition: int, kind: str, until: float, index: dict[int, Schedule], limit: int | None
-    ) -> list[str]:
-        schedule = index.get(partition)
-        ids = [] if schedule is None else schedule.pop(until, limit)
-        if ids:
-            self.taken[partition].append((kind, until, ids))
-        return ids
+        schedule = self.expiries.get(partition)
+        entries = [] if schedule is None else schedule.take(now.timestamp(), limit)
+        self.taken.setdefault(partition, Taken()).expiries.extend(entries)
+        return [incident_id for _, incident_id in entries]
 
     def park(self, partition: int, contract_id: str, incident_id: str) -> None:
         self.parked[partition][contract_id].add(incident_id)
@@ -161,7 +157,7 @@ class DueIndex:
     def unpark(self, partition: int, contract_id: str) -> set[str]:
         ids = self.parked[partition].pop(contract_id, set())
         if ids:
-            self.taken[partition].append(("parked", contract_id, list(ids)))
+            self.taken.setdefault(partition, Taken()).parked.append((contract_id, set(ids)))
         return ids
 
     def parked_contracts(self, partition: int) -> list[str]:
@@ -180,12 +176,19 @@ class DueIndex:
         put back (again where the tick had handled it: a stale entry is checked and skipped)."""
         due, expiries = self.due[partition], self.expiries[partition]
         parked = {c: set(ids) for c, ids in self.parked.get(partition, {}).items()}
-        for kind, where, ids in self.taken.get(partition, ()):
-            if isinstance(where, str):  # "parked": the contract they waited for
-                parked.setdefault(where, set()).update(ids)
-                continue
-            schedule = due if kind == "due" else expiries
-            for incident_id in ids:
-                schedule.push(where, incident_id)
-        self.taken[partition] = []
+        taken = self.taken.pop(partition, Taken())
+        for schedule, entries in ((due, taken.due), (expiries, taken.expiries)):
+            for at, incident_id in entries:
+                schedule.push(at, incident_id)
+        for contract_id, ids in taken.parked:
+            parked.setdefault(contract_id, set()).update(ids)
         return due, expiries, parked
+
+
+@dataclass
+class Taken:
+    """What one tick of a partition took from its indexes."""
+
+    due: list[tuple[float, str]] = field(default_factory=list)
+    expiries: list[tuple[float, str]] = field(default_factory=list)
+    parked: list[tuple[str, set[str]]] = field(default_factory=list)  # (contract id, ids)
