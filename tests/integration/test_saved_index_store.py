@@ -11,17 +11,24 @@ from __future__ import annotations
 
 import itertools
 import zlib
+from array import array
 from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import numpy as np
+import orjson
 import pytest
 from faust.stores.rocksdb import RocksDBOptions
+from rocksdict import Rdict
 
 from sla_stream.core import engine
 from sla_stream.core.contracts import load_contracts
+from sla_stream.core.models import IncidentEvent
 from sla_stream.generate import DEFAULT_CONTRACTS, iter_events
 from sla_stream.stream import index_snapshot
+from sla_stream.stream.due_index import Schedule
+from sla_stream.stream.index_snapshot import PartitionIndex
 from sla_stream.stream.local_state import OFFSET_KEY
 from sla_stream.stream.open_clocks import open_slots
 from sla_stream.stream.outbox import Pending
@@ -62,9 +69,9 @@ class RocksTable:
         del db[key]
         self._acknowledged(db)
 
-    def _acknowledged(self, db: object) -> None:
-        offset = db.get(OFFSET_KEY)  # type: ignore[attr-defined]
-        db[OFFSET_KEY] = str(0 if offset is None else int(offset) + 1).encode()  # type: ignore[index]
+    def _acknowledged(self, db: Rdict) -> None:
+        offset = db.get(OFFSET_KEY)
+        db[OFFSET_KEY] = str(0 if offset is None else int(offset) + 1).encode()
 
     def close(self) -> None:
         for db in self._dbs.values():
@@ -84,14 +91,16 @@ class Run:
         self.table.partition = partition_of(incident_id.encode())
         self.store.save(self.table.partition, incident_id, record)
 
-    def apply(self, event: object) -> tuple[engine.IncidentState | None, engine.IncidentState]:
-        incident_id = event.incident_id  # type: ignore[attr-defined]
+    def apply(
+        self, event: IncidentEvent
+    ) -> tuple[engine.IncidentState | None, engine.IncidentState]:
+        incident_id = event.incident_id
         record = self.store.load(incident_id)
         before = record.state if record else None
-        contract_id = (before.contract_id if before else None) or event.contract_id  # type: ignore[attr-defined]
+        contract_id = (before.contract_id if before else None) or event.contract_id
         known = int(incident_id.rsplit("-", 1)[1]) % 5 != 0  # every fifth: parked
         contract = self.contracts.get(contract_id) if known and contract_id else None
-        step = engine.apply(before, event, contract)  # type: ignore[arg-type]
+        step = engine.apply(before, event, contract)
         self._commit(incident_id, record, step)
         return before, step.state
 
@@ -138,10 +147,10 @@ def records(run: Run) -> dict[str, tuple[int, RecordSummary]]:
     return out
 
 
-def earliest(schedules: dict[int, object]) -> dict[str, float]:
+def earliest(schedules: dict[int, Schedule]) -> dict[str, float]:
     found: dict[str, float] = {}
     for schedule in schedules.values():
-        for at, incident_id in schedule.entries():  # type: ignore[attr-defined]
+        for at, incident_id in schedule.entries():
             found[incident_id] = min(at, found.get(incident_id, at))
     return found
 
@@ -244,3 +253,37 @@ def test_a_partition_written_after_the_save_and_a_damaged_file_are_rebuilt(
     assert late.incident_id in due
     assert all(found.get(i, float("inf")) <= at for i, at in due.items())
     second.stop()
+
+
+def test_a_saved_file_reads_back_as_written_and_one_of_another_format_is_ignored(
+    tmp_path: Path,
+) -> None:
+    due = Schedule.of(array("d", [3.0, 1.0, 2.0]), [b"INC-3", b"INC-1", b"x" * 100])
+    due.push(0.5, "INC-0\0")
+    expiries = Schedule.of(array("d", [9.0]), [b"INC-9"])
+    index = PartitionIndex(
+        2, 41, due, expiries, {"c1": ["INC-7"]}, [("resolution", "P1", 3)], {"INC-8": 12.5}
+    )
+    index_snapshot.write(tmp_path, "incidents", index)
+    got = index_snapshot.read(tmp_path, "incidents", 2)
+    assert got is not None
+    assert (got.partition, got.offset, got.parked, got.open_slots, got.recent) == (
+        2,
+        41,
+        {"c1": ["INC-7"]},
+        [("resolution", "P1", 3)],
+        {"INC-8": 12.5},
+    )
+    assert got.due.entries() == [(0.5, "INC-0\0"), (1.0, "INC-1"), (2.0, "x" * 100), (3.0, "INC-3")]
+    assert got.expiries.entries() == [(9.0, "INC-9")]
+    assert index_snapshot.read(tmp_path, "incidents", 1) is None  # none saved
+
+    path = index_snapshot.path_for(tmp_path, "incidents", 2)
+    with np.load(path) as files:
+        arrays = {name: files[name] for name in files.files}
+    meta = orjson.loads(arrays["meta"].tobytes())
+    arrays["meta"] = np.frombuffer(orjson.dumps({**meta, "format": 0}), dtype=np.uint8)
+    np.savez(path, **arrays)
+    assert index_snapshot.read(tmp_path, "incidents", 2) is None
+    path.write_bytes(path.read_bytes()[:100])  # cut short
+    assert index_snapshot.read(tmp_path, "incidents", 2) is None
