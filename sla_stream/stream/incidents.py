@@ -98,8 +98,8 @@ class IncidentSteps:
         self.metrics.index_partitions.labels("saved").inc(len(loaded))
         self.metrics.index_partitions.labels("rebuilt").inc(len(rebuilt))
         log.info(
-            "due index loaded for partitions %s, rebuilt for %s; re-sent %d effects",
-            *(loaded, rebuilt, sent),
+            "due index ready for partitions %s: loaded %s as saved, rebuilt %s; re-sent %d effects",
+            *(sorted(assigned), loaded, rebuilt, sent),
         )
 
     def index_current(self) -> bool:
