@@ -22,6 +22,11 @@ import numpy as np
 # Ids longer than this (or ending in NUL, which numpy's fixed-width bytes would strip) stay in
 # the heap: one long id must not widen every entry of the arrays.
 MAX_ARRAY_ID_BYTES = 64
+# The heap is merged into the arrays once it holds this many entries and as many as the arrays
+# still do: tuples cost about 150 B an entry, the arrays 8 + id length, and a merge costs a sort
+# of both, so merging only when the heap has doubled the whole keeps that cost a constant per
+# push (at 10M open incidents, a sort of about a second after some 10M pushes).
+COMPACT_AT = 1_000_000
 
 
 def _fits(key: bytes) -> bool:
@@ -39,7 +44,7 @@ def _all_fit(keys: list[bytes]) -> bool:
 class Schedule:
     """Sorted arrays (`at`, `ids`, read from `start` on) plus a heap of (instant, id) tuples."""
 
-    __slots__ = ("at", "heap", "ids", "start")
+    __slots__ = ("at", "compact_at", "heap", "ids", "start")
 
     def __init__(self, at: np.ndarray | None = None, ids: np.ndarray | None = None) -> None:
         self.at: np.ndarray = np.empty(0, dtype=np.float64) if at is None else at
@@ -48,6 +53,7 @@ class Schedule:
             raise ValueError(f"{len(self.at)} instants for {len(self.ids)} ids")
         self.start = 0  # entries before it were taken
         self.heap: list[tuple[float, str]] = []
+        self.compact_at = COMPACT_AT
 
     @classmethod
     def of(cls, at: array[float], keys: list[bytes]) -> Schedule:
@@ -78,6 +84,8 @@ class Schedule:
     def take(self, until: float, limit: int | None = None) -> list[tuple[float, str]]:
         """The entries at or before `until` (epoch seconds), removed: each id once, at its
         earliest instant; at most `limit` ids."""
+        if len(self.heap) >= max(self.compact_at, len(self.at) - self.start):
+            self.compact()
         found: dict[str, float] = {}
         end = int(np.searchsorted(self.at, until, side="right"))
         if limit is not None:
@@ -92,6 +100,13 @@ class Schedule:
             at, incident_id = heapq.heappop(heap)
             found[incident_id] = min(at, found.get(incident_id, at))
         return [(at, incident_id) for incident_id, at in found.items()]
+
+    def compact(self) -> None:
+        """Merge the heap into the arrays (and drop what was taken from them)."""
+        self.at, self.ids, rest = self.arrays()
+        self.start = 0
+        heapq.heapify(rest)
+        self.heap = rest
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, list[tuple[float, str]]]:
         """Every entry not taken: sorted instants and ids, and the entries that stay tuples."""

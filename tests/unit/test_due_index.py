@@ -5,9 +5,11 @@ from __future__ import annotations
 from array import array
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from sla_stream.stream import due_index
 from sla_stream.stream.due_index import MAX_ARRAY_ID_BYTES, DueIndex, Schedule
 
 # Ids as people type them, and the odd ones the arrays cannot hold (long, or ending in NUL).
@@ -26,11 +28,16 @@ def build(built: list[tuple[float, str]], pushed: list[tuple[float, str]]) -> Sc
     return schedule
 
 
-@given(entries, entries, st.lists(st.integers(0, 50).map(float), max_size=4))
+@pytest.mark.parametrize("compact_at", [due_index.COMPACT_AT, 1])
+@given(built=entries, pushed=entries, untils=st.lists(st.integers(0, 50).map(float), max_size=4))
 def test_takes_give_each_id_due_once_at_its_earliest_and_keep_the_rest(
-    built: list[tuple[float, str]], pushed: list[tuple[float, str]], untils: list[float]
+    compact_at: int,
+    built: list[tuple[float, str]],
+    pushed: list[tuple[float, str]],
+    untils: list[float],
 ) -> None:
     schedule = build(built, pushed)
+    schedule.compact_at = compact_at  # 1: merged whenever the heap is as long as the arrays
     left = sorted(built + pushed)
     assert schedule.entries() == left and len(schedule) == len(left)
     for until in sorted(untils):
