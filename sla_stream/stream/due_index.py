@@ -116,10 +116,17 @@ class Schedule:
         fitting = [(t, k) for t, k in pushed if _fits(k)]
         if not fitting:
             return at, ids, rest
-        all_at = np.concatenate([at, np.array([t for t, _ in fitting], dtype=np.float64)])
-        all_ids = np.concatenate([ids, np.array([k for _, k in fitting])])  # the wider width
-        order = np.argsort(all_at, kind="stable")
-        return all_at[order], all_ids[order], rest
+        # Sort the pushed entries alone and insert them: no sort of the (large) arrays.
+        more_at = np.array([t for t, _ in fitting], dtype=np.float64)
+        order = np.argsort(more_at, kind="stable")
+        more_ids = np.array([k for _, k in fitting])[order]
+        width = max(ids.dtype.itemsize, more_ids.dtype.itemsize)
+        where = np.searchsorted(at, more_at[order], side="right")
+        return (
+            np.insert(at, where, more_at[order]),
+            np.insert(ids.astype(f"S{width}", copy=False), where, more_ids.astype(f"S{width}")),
+            rest,
+        )
 
     def entries(self) -> list[tuple[float, str]]:
         """Every entry not taken, as tuples (for tests and small partitions)."""
