@@ -164,7 +164,7 @@ class ChangelogTap:
 
 
 class IncidentStore:
-    """Reads and writes incident records; rebuilds the indexes when partitions are assigned."""
+    """Reads and writes incident records; builds the indexes when partitions are assigned."""
 
     def __init__(
         self, table: Any, retention: timedelta | None = None, saved_dir: Path | None = None
@@ -333,8 +333,9 @@ class IncidentStore:
             self._offsets_before_writes = None
             return {}
         found = {}
+        opened = getattr(self.table.data, "_dbs", {})
         for p in sorted(partitions):
-            index = index_snapshot.read(self.saved_dir, self.table.name, p)
+            index = index_snapshot.read(self.saved_dir, self.table.name, p) if p in opened else None
             if index is None:
                 continue
             if not self.matches(p, index.offset):
