@@ -1,4 +1,4 @@
-"""Scale: 100k and 1M open incidents on one worker; memory, disk, and the cost of a tick.
+"""Scale: 100k and 1M open incidents on one worker; memory, disk, the cost of a tick, restarts.
 
 Opening incidents through Faust's table write path runs at a few hundred to a few thousand a
 second here, so 1M that way alone would take the whole benchmark budget. The 100k and the 1M
@@ -10,6 +10,9 @@ smaller population opened through the worker, and the same written directly, sho
 paths agree. Nothing of a population falls due during the measurement; then 1,000 more
 incidents are opened through the worker whose first warning falls due at one instant, and
 THROUGHPUT more are sent at once to time the worker's events/s beside the same on an empty table.
+Last, each directly written level's worker is stopped (SIGTERM: an orderly stop saves its due
+index) and started again, to time a restart that loads the saved index instead of reading every
+record.
 
 `BENCH_SCALE_OPEN` lists the populations written directly (default `100000,1000000`; for
 instance `BENCH_SCALE_OPEN=1000000,10000000 python -m bench scale`).
