@@ -404,12 +404,6 @@ def report(
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         *(level.row() for level in levels),
     ]
-    again = [
-        "| open incidents written | stop s (exit code) | start → first tick s "
-        "| partitions loaded / rebuilt | RSS MB | idle tick ms | open clocks |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
-        *(r.row() for r in restarts),
-    ]
     clocks = ", ".join(f"{lv.open_clocks:,}" for lv in levels)
     return (
         "\n".join(rows)
@@ -434,19 +428,8 @@ def report(
         f"Events/s = {THROUGHPUT:,} `opened` events of new incidents sent at once, divided by "
         "the time the worker took to process them, on each level's worker after its other "
         "measurements (the empty table beside the populated ones).\n\n"
-        "**Restart after an orderly stop.** Each level's worker, after the measurements above, "
-        "stopped by SIGTERM and started again on its data directory:\n\n"
-        + "\n".join(again)
-        + "\n\n"
-        "An orderly stop saves each partition's due index, expiry index, parked incidents, "
-        "open-clock counts and the records holding outbox entries a restart may re-send "
-        "(`stream/index_snapshot.py`), stamped with the changelog offset its RocksDB store had "
-        "applied; the next start loads a partition's file when the store still stands at that "
-        "offset (or only this start's end marker came after it), and rebuilds the partition "
-        "otherwise. Stop s includes writing the files; open clocks after the restart include "
-        f"the {DUE_BATCH:,} due-batch and {THROUGHPUT:,} throughput incidents opened before "
-        "the stop.\n\n"
-        "What changed: the rebuild used to decode every record into the engine's state twice "
+        + restart_report(restarts)
+        + "What changed: the rebuild used to decode every record into the engine's state twice "
         "(once for the due index, once for the open-clocks gauge). It reads the few "
         "fields it needs with one `orjson.loads` per record, in one pass "
         "(`stream/state.py` `RecordSummary`, checked against the full decode in "
@@ -460,4 +443,25 @@ def report(
         "(instant, id) tuples in a heap took about 150 MB per million), built with one sort, "
         "saved and loaded as they are; entries added since sit in a small heap beside "
         "(`stream/due_index.py`).\n\n" + load.line() + "\n"
+    )
+
+
+def restart_report(restarts: list[Restart]) -> str:
+    rows = [
+        "| open incidents written | stop s (exit code) | start → first tick s "
+        "| partitions loaded / rebuilt | RSS MB | idle tick ms | open clocks |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+        *(r.row() for r in restarts),
+    ]
+    return (
+        "**Restart after an orderly stop.** Each level's worker, after the measurements above, "
+        "stopped by SIGTERM and started again on its data directory:\n\n" + "\n".join(rows) + "\n\n"
+        "An orderly stop saves each partition's due index, expiry index, parked incidents, "
+        "open-clock counts and the records holding outbox entries a restart may re-send "
+        "(`stream/index_snapshot.py`), stamped with the changelog offset its RocksDB store had "
+        "applied; the next start loads a partition's file when the store still stands at that "
+        "offset (or only this start's end marker came after it), and rebuilds the partition "
+        "otherwise. Stop s includes writing the files; open clocks after the restart include "
+        f"the {DUE_BATCH:,} due-batch and {THROUGHPUT:,} throughput incidents opened before "
+        "the stop.\n\n"
     )
