@@ -47,7 +47,7 @@ WORKER_ROWS = [
         "mode/utils/collections.py",
         1,
     ),
-    ("due-index rebuild (`IncidentStore.rebuild`)", "rebuild", "stream/state.py", 0),
+    ("due-index build (`IncidentStore.build_index`)", "build_index", "stream/state.py", 0),
 ]
 
 

@@ -14,13 +14,14 @@ import signal
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import faust
 
 from sla_stream.settings import WILDCARD_HOSTS, Settings
-from sla_stream.stream import checkpoint
+from sla_stream.stream import checkpoint, index_snapshot
 from sla_stream.stream.app import StreamParts, build_stream
 from sla_stream.stream.local_state import rebuild_if_stale
 from sla_stream.stream.worker import (
@@ -179,7 +180,8 @@ def run_worker(settings: Settings, bootstrap: str) -> int:
     sla = create_app(settings, bootstrap)
     tabledir = Path(sla.faust.conf.tabledir)
     stale = rebuild_if_stale(tabledir, broker, settings.app_id)  # before Faust opens a table
-    checkpoint.prepare_tables(sla.faust, settings.data_dir, bootstrap)
+    sealed = checkpoint.prepare_tables(sla.faust, settings.data_dir, bootstrap)
+    sla.store.note_start_markers(sealed)
     keep_queued_messages(sla.faust.flow_control)
     notes = [check_note] if check_note else []
     if stale:
@@ -190,7 +192,10 @@ def run_worker(settings: Settings, bootstrap: str) -> int:
     # handler: every debug call in Faust and aiokafka then built and dispatched a LogRecord
     # (2.5-4 % of a busy worker's samples). Our output is a log, not a terminal; no spinner.
     worker.spinner = None
-    with checkpoint.clean_stop_recorded(settings.data_dir, worker, sla.faust):
+    save_index = partial(index_snapshot.save_at_stop, tabledir, sla.steps)
+    with checkpoint.clean_stop_recorded(
+        settings.data_dir, worker, sla.faust, before_mark=save_index
+    ):
         worker.execute_from_commandline()
     return 0
 

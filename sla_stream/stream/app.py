@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -74,7 +75,7 @@ def build_stream(
     def lookup(contract_id: str) -> ContractRecord | None:
         return cache.get(contract_id, contracts.get(contract_id.encode()))
 
-    store = IncidentStore(incidents, settings.incident_retention)
+    store = IncidentStore(incidents, settings.incident_retention, Path(app.conf.tabledir))
     window = DeadLetterWindow(
         settings.dead_letter_max_ratio, settings.dead_letter_window, settings.dead_letter_min_count
     )

@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import logging
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -73,8 +73,11 @@ def mark_clean_stop(data_dir: Path) -> None:
 
 
 @contextlib.contextmanager
-def clean_stop_recorded(data_dir: Path, *services: Any) -> Iterator[None]:
-    """Write the clean-stop file when the block exits with status 0 and no service crashed.
+def clean_stop_recorded(
+    data_dir: Path, *services: Any, before_mark: Callable[[], None] | None = None
+) -> Iterator[None]:
+    """Write the clean-stop file when the block exits with status 0 and no service crashed,
+    after `before_mark` (which saves what only a clean stop may leave for the next start).
 
     Faust's worker exits by `SystemExit` after it committed offsets and flushed its producer; a
     crash re-raises its reason instead, and a SIGKILL runs nothing at all.
@@ -84,6 +87,8 @@ def clean_stop_recorded(data_dir: Path, *services: Any) -> Iterator[None]:
     except SystemExit as exc:
         crashed = any(getattr(s, "crash_reason", None) is not None for s in services)
         if exc.code in (0, None) and not crashed:
+            if before_mark is not None:
+                before_mark()
             mark_clean_stop(data_dir)
         raise
 
@@ -95,8 +100,9 @@ def changelog_topics(app: Any) -> list[str]:
     )
 
 
-async def seal_changelogs(bootstrap: str, topics: Iterable[str]) -> int:
-    """Append `END_KEY`, alone, to every partition of the existing `topics`; returns how many.
+async def seal_changelogs(bootstrap: str, topics: Iterable[str]) -> dict[str, dict[int, int]]:
+    """Append `END_KEY`, alone, to every partition of the existing `topics`; returns the offset
+    of each marker, {topic: {partition: offset}}.
 
     Each send waits for its acknowledgement before the next, so each marker is a batch of one.
     A topic that does not exist yet is left for Faust to create with the table's partitions.
@@ -108,24 +114,26 @@ async def seal_changelogs(bootstrap: str, topics: Iterable[str]) -> int:
     finally:
         await admin.close()
     if not existing:
-        return 0
+        return {}
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
     await producer.start()
-    sent = 0
+    sealed: dict[str, dict[int, int]] = {}
     try:
         for topic in existing:
             for partition in sorted(await producer.partitions_for(topic)):
-                await producer.send_and_wait(topic, b"", key=END_KEY, partition=partition)
-                sent += 1
+                sent = await producer.send_and_wait(topic, b"", key=END_KEY, partition=partition)
+                sealed.setdefault(topic, {})[partition] = sent.offset
     finally:
         await producer.stop()
-    return sent
+    return sealed
 
 
-def prepare_tables(app: Any, data_dir: Path, bootstrap: str) -> None:
-    """Before Faust starts: wipe the tables after an unclean stop, then seal the changelogs."""
+def prepare_tables(app: Any, data_dir: Path, bootstrap: str) -> dict[str, dict[int, int]]:
+    """Before Faust starts: wipe the tables after an unclean stop, then seal the changelogs;
+    returns the offsets of the markers (`seal_changelogs`)."""
     begin_run(data_dir, Path(app.conf.tabledir))
     # Faust's loop, not `asyncio.run`, which would leave the thread without a current loop.
     loop = asyncio.get_event_loop_policy().get_event_loop()
     sealed = loop.run_until_complete(seal_changelogs(bootstrap, changelog_topics(app)))
-    log.info("appended an end marker to %d changelog partitions", sealed)
+    log.info("appended an end marker to %d changelog partitions", sum(map(len, sealed.values())))
+    return sealed

@@ -80,16 +80,31 @@ class IncidentSteps:
         self._assignments += 1
 
     async def ensure_index(self, assigned: set[int]) -> None:
-        """Rebuild the due index and the open-clock counts (one pass over the records), and
-        re-send the outbox entries that may not have been acknowledged, once per assignment."""
-        if assigned == self.store.partitions and self._assignments == self._indexed_for:
+        """Build the due index and the open-clock counts (loaded as an orderly stop saved them,
+        or one pass over the records), and re-send the outbox entries that may not have been
+        acknowledged, once per assignment."""
+        if assigned == self.store.partitions and self.index_current():
             return
         self._indexed_for = self._assignments
-        resend = self.store.rebuild(assigned, self.outbox_window_s)
+        resend = self.store.build_index(assigned, self.outbox_window_s)
         self.publisher.forget(assigned)
-        self.open_clocks.recount_counts(self.store.open_slots)  # counted in the same pass
+        counts = self.store.open_slots  # counted in the same pass, or saved at the last stop
+        for p in self.store.loaded:  # ... and then this run's steps before the index are added
+            counts[p].update(self.open_clocks.by_partition.get(p, {}))
+        self.open_clocks.recount_counts(counts)
         sent = await self.publisher.resend(resend)
-        log.info("due index rebuilt for partitions %s; re-sent %d effects", sorted(assigned), sent)
+        loaded = sorted(self.store.loaded)
+        rebuilt = sorted(assigned - self.store.loaded)
+        self.metrics.index_partitions.labels("saved").inc(len(loaded))
+        self.metrics.index_partitions.labels("rebuilt").inc(len(rebuilt))
+        log.info(
+            "due index ready for partitions %s: loaded %s as saved, rebuilt %s; re-sent %d effects",
+            *(sorted(assigned), loaded, rebuilt, sent),
+        )
+
+    def index_current(self) -> bool:
+        """True when the due index was built for the latest assignment."""
+        return self._indexed_for == self._assignments
 
     async def on_event(
         self, raw: bytes | None, key: bytes | None, partition: int, offset: int

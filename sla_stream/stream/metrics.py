@@ -89,6 +89,14 @@ class Metrics:
         self.step_errors = Counter(
             "sla_step_errors", "Incident steps that raised an error", registry=r
         )
+        # Partitions whose due index was built on assignment: from the file an orderly stop
+        # saved (source="saved") or by reading every record (source="rebuilt").
+        self.index_partitions = Counter(
+            "sla_due_index_partitions",
+            "Partition due indexes built on assignment",
+            ["source"],
+            registry=r,
+        )
         # Incidents waiting for their contract to become known.
         self.parked = Gauge("sla_parked_incidents", "Incidents parked", registry=r)
         # Wall time spent applying one event (decode to publish).

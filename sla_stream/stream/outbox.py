@@ -80,3 +80,50 @@ class LastWrites:
             fresh = sorted((e for e in kept if e["w"] >= cut), key=lambda e: e["w"])
             out.extend(Pending.from_json(e) for e in fresh)
         return out
+
+
+class OutboxHolders:
+    """Per partition, the incidents whose record holds outbox entries a restart may re-send,
+    with the latest entry's time: what a saved index names so that a start reads those records
+    instead of all of them to find the entries `LastWrites` picks.
+
+    Kept by every write, and trimmed whenever a partition's list doubles to the incidents whose
+    latest entry is within `window_s` of the partition's latest: the others hold only entries
+    `LastWrites` leaves out. Without a window (before the first index) nothing is trimmed.
+    """
+
+    def __init__(self) -> None:
+        self.window_s: float | None = None
+        self.by_partition: dict[int, dict[str, float]] = defaultdict(dict)
+        self._trim_at: dict[int, int] = {}
+
+    def wrote(self, partition: int, incident_id: str, outbox: tuple[Pending, ...]) -> None:
+        """The record of `incident_id` was written with `outbox` (or deleted: empty)."""
+        held = self.by_partition[partition]
+        if not outbox:
+            held.pop(incident_id, None)
+            return
+        held[incident_id] = max(p.written_at for p in outbox)
+        if self.window_s is not None and len(held) > self._trim_at.get(partition, 1024):
+            self.trim(partition)
+
+    def held(self, partition: int, incident_id: str, latest: float) -> None:
+        """A record read whole (a rebuild) holds entries up to `latest`."""
+        self.by_partition[partition][incident_id] = latest
+        if len(self.by_partition[partition]) > self._trim_at.get(partition, 1024):
+            self.trim(partition)
+
+    def trim(self, partition: int) -> None:
+        held = self.by_partition[partition]
+        if self.window_s is not None and held:
+            cut = max(held.values()) - self.window_s
+            self.by_partition[partition] = held = {i: w for i, w in held.items() if w >= cut}
+        self._trim_at[partition] = max(1024, 2 * len(held))
+
+    def reset(self, partition: int, held: dict[str, float] | None = None) -> None:
+        self.by_partition[partition] = dict(held or {})
+        self._trim_at.pop(partition, None)
+
+    def drop_partitions(self, keep: set[int]) -> None:
+        for p in [p for p in self.by_partition if p not in keep]:
+            del self.by_partition[p]

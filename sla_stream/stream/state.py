@@ -16,11 +16,13 @@ still re-sends what the crashed worker wrote last.
 
 from __future__ import annotations
 
-import heapq
-from collections import Counter, defaultdict
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+import logging
+from array import array
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import orjson
@@ -28,8 +30,18 @@ import orjson
 from sla_stream.core.clock import OPEN_PHASES, Clock
 from sla_stream.core.engine import IncidentState
 from sla_stream.core.incident import FORMAT
+from sla_stream.stream import index_snapshot
 from sla_stream.stream.checkpoint import ACKED_KEY, is_marker
-from sla_stream.stream.outbox import LastWrites, Pending
+from sla_stream.stream.due_index import DueIndex, Schedule
+from sla_stream.stream.index_snapshot import PartitionIndex
+from sla_stream.stream.local_state import OFFSET_KEY
+from sla_stream.stream.outbox import LastWrites, OutboxHolders, Pending
+
+__all__ = ["DueIndex", "LastWrites", "Pending"]  # the tests import them from here
+
+log = logging.getLogger(__name__)
+
+Slot = tuple[str, str]  # (metric, severity) of an open clock
 
 # Where the fields the indexes need sit in a stored clock (a NamedTuple stored as an array).
 _METRIC, _SEVERITY, _PHASE = (Clock._fields.index(f) for f in ("metric", "severity", "phase"))
@@ -131,59 +143,6 @@ class RecordSummary(NamedTuple):
         )
 
 
-@dataclass
-class DueIndex:
-    """Per-partition heaps of (due instant, incident id); stale entries are skipped lazily.
-
-    `expiries` holds, the same way, the instants at which finished incidents may be deleted."""
-
-    heaps: dict[int, list[tuple[float, str]]] = field(default_factory=lambda: defaultdict(list))
-    expiries: dict[int, list[tuple[float, str]]] = field(default_factory=lambda: defaultdict(list))
-    parked: dict[int, dict[str, set[str]]] = field(
-        default_factory=lambda: defaultdict(lambda: defaultdict(set))
-    )
-
-    def schedule(self, partition: int, incident_id: str, due_at: datetime | None) -> None:
-        if due_at is not None:
-            heapq.heappush(self.heaps[partition], (due_at.timestamp(), incident_id))
-
-    def pop_due(self, partition: int, now: datetime) -> list[str]:
-        """Incident ids with an entry due at or before `now` (each once)."""
-        return _pop(self.heaps.get(partition), now.timestamp(), None)
-
-    def schedule_expiry(self, partition: int, incident_id: str, at: datetime | None) -> None:
-        if at is not None:
-            heapq.heappush(self.expiries[partition], (at.timestamp(), incident_id))
-
-    def pop_expired(self, partition: int, now: datetime, limit: int) -> list[str]:
-        """At most `limit` incident ids whose expiry is at or before `now`; the rest stay."""
-        return _pop(self.expiries.get(partition), now.timestamp(), limit)
-
-    def park(self, partition: int, contract_id: str, incident_id: str) -> None:
-        self.parked[partition][contract_id].add(incident_id)
-
-    def unpark(self, partition: int, contract_id: str) -> set[str]:
-        return self.parked[partition].pop(contract_id, set())
-
-    def parked_contracts(self, partition: int) -> list[str]:
-        return list(self.parked.get(partition, {}))
-
-    def parked_count(self) -> int:
-        return sum(len(ids) for p in self.parked.values() for ids in p.values())
-
-    def drop_partitions(self, keep: set[int]) -> None:
-        for index in (self.heaps, self.parked, self.expiries):
-            for p in [p for p in index if p not in keep]:
-                del index[p]
-
-
-def _pop(heap: list[tuple[float, str]] | None, until: float, limit: int | None) -> list[str]:
-    found: dict[str, None] = {}
-    while heap and heap[0][0] <= until and (limit is None or len(found) < limit):
-        found[heapq.heappop(heap)[1]] = None
-    return list(found)
-
-
 class ChangelogTap:
     """Keeps the future of the table's last changelog record: effects wait for it."""
 
@@ -205,19 +164,28 @@ class ChangelogTap:
 
 
 class IncidentStore:
-    """Reads and writes incident records; rebuilds the indexes when partitions are assigned."""
+    """Reads and writes incident records; builds the indexes when partitions are assigned."""
 
-    def __init__(self, table: Any, retention: timedelta | None = None) -> None:
+    def __init__(
+        self, table: Any, retention: timedelta | None = None, saved_dir: Path | None = None
+    ) -> None:
         self.table = table
         self.retention = retention
+        self.saved_dir = saved_dir  # the tables directory, where `index_snapshot` keeps files
         self.index = DueIndex()
         self.partitions: set[int] = set()
-        # Open clocks per partition as of the last rebuild (the gauge's starting point).
+        # Open clocks per partition as of the last index build (the gauge's starting point).
         self.open_slots: dict[int, Counter[tuple[str, str]]] = {}
+        self.loaded: set[int] = set()  # partitions whose last index came from a saved file
+        self.holders = OutboxHolders()
         self.changelog = ChangelogTap(table)
         self.writes: Counter[int] = Counter()  # changelog records written, per partition
         self._marks: dict[int, tuple[int, float | None]] = {}  # at the last mark: writes, acked
         self._writes_at_tick: dict[int, int] = {}
+        # The changelog offset of each partition's store before this run first wrote to it,
+        # until the first index is built (None after: only that one may use saved files).
+        self._offsets_before_writes: dict[int, int | None] | None = {}
+        self.start_markers: dict[int, int] = {}  # see `note_start_markers`
 
     def load(self, incident_id: str) -> IncidentRecord | None:
         raw = self.table.get(incident_id.encode())
@@ -237,10 +205,12 @@ class IncidentStore:
 
     def save(self, partition: int, incident_id: str, record: IncidentRecord) -> Any:
         """Write the record; returns the future of its changelog record (None without one)."""
+        self._before_write(partition)
         self.changelog.take()
         self.table[incident_id.encode()] = record.to_bytes()  # the one write of this step
         self.writes[partition] += 1
         written = self.changelog.take()
+        self.holders.wrote(partition, incident_id, record.outbox)
         state = record.state
         if state.parked and state.contract_id is not None:
             self.index.park(partition, state.contract_id, incident_id)
@@ -263,6 +233,7 @@ class IncidentStore:
         self._writes_at_tick[partition] = writes
         if not (quiet or moved):
             return False
+        self._before_write(partition)
         self.table[ACKED_KEY] = orjson.dumps({"acked": acked})
         self.writes[partition] += 1
         self._marks[partition] = (self.writes[partition], acked)
@@ -275,14 +246,29 @@ class IncidentStore:
         raw = None if db is None else db.get(ACKED_KEY)
         return None if raw is None else orjson.loads(raw).get("acked")
 
+    def changelog_offset(self, partition: int) -> int | None:
+        """The changelog offset the partition's store has applied (`index_snapshot`)."""
+        store = self.table.data
+        db = getattr(store, "_dbs", {}).get(partition)
+        raw = None if db is None else db.get(getattr(store, "offset_key", OFFSET_KEY))
+        return None if raw is None else int(raw)
+
+    def _before_write(self, partition: int) -> None:
+        before = self._offsets_before_writes
+        if before is not None and partition not in before:
+            before[partition] = self.changelog_offset(partition)
+
     def expires_at(self, state: IncidentState) -> datetime | None:
         return state_expires_at(state, self.retention)
 
     def delete(self, incident_id: str, partition: int | None = None) -> None:
         """Delete a record: a tombstone on the changelog, so a restore does not bring it back."""
+        if partition is not None:
+            self._before_write(partition)
         del self.table[incident_id.encode()]
         if partition is not None:
             self.writes[partition] += 1
+            self.holders.wrote(partition, incident_id, ())
 
     def items_by_partition(self) -> Iterator[tuple[int, str, bytes]]:
         # Faust keeps one RocksDB per partition; the public iterators hide which one a key is
@@ -299,28 +285,140 @@ class IncidentStore:
                     continue
                 yield partition, key.decode(), value
 
-    def rebuild(self, partitions: set[int], outbox_window_s: float) -> list[Pending]:
-        """Rebuild the indexes and `open_slots` for `partitions` in one pass over the records;
-        return the outbox entries to re-send: within the window (see `LastWrites`) and after
-        the partition's acknowledged-effects watermark."""
+    def build_index(self, partitions: set[int], outbox_window_s: float) -> list[Pending]:
+        """Build the indexes and `open_slots` of `partitions`; return the outbox entries to
+        re-send: within the window (see `LastWrites`) and after the partition's
+        acknowledged-effects watermark.
+
+        A partition's indexes come from the file an orderly stop saved (`index_snapshot`) when
+        this is the run's first index and the file's changelog offset is the one the store had
+        before this run wrote to it; what this run wrote since is added. Every other partition
+        is read record by record, once.
+        """
+        saved = self._saved(partitions)
+        before = self.index
         self.partitions = set(partitions)
         self.index = DueIndex()
         self.open_slots = {p: Counter() for p in self.partitions}
+        self.holders.window_s = outbox_window_s
+        self.holders.drop_partitions(self.partitions)
         last = LastWrites(outbox_window_s)
-        heaps, expiries = self.index.heaps, self.index.expiries
-        for partition, incident_id, raw in self.items_by_partition():
-            record = RecordSummary.of(raw, self.retention)
-            if record.parked and record.contract_id is not None:
-                self.index.park(partition, record.contract_id, incident_id)
-            if record.next_due_at is not None:  # heapified below: one O(n) pass, not n pushes
-                heaps[partition].append((record.next_due_at.timestamp(), incident_id))
-            if record.expires_at is not None:
-                expiries[partition].append((record.expires_at.timestamp(), incident_id))
-            self.open_slots[partition].update(record.open_slots)
-            last.add(partition, record.outbox)
-        for heap in (*heaps.values(), *expiries.values()):
-            heapq.heapify(heap)
+        for index in saved.values():
+            self._load(index, before, last)
+        self._rebuild(self.partitions - saved.keys(), last)
+        self.loaded = set(saved)
         return last.entries({p: self.acked_watermark(p) for p in self.partitions})
+
+    def note_start_markers(self, sealed: Mapping[str, Mapping[int, int]]) -> None:
+        """Where this start's end markers went on the changelogs (`checkpoint.seal_changelogs`):
+        a saved index stays good when the marker is the only record after it."""
+        topic = self.table.changelog_topic.get_topic_name()
+        self.start_markers = dict(sealed.get(topic, {}))
+
+    def matches(self, partition: int, saved_at: int | None) -> bool:
+        """Whether the partition's store holds what it held when its index was saved at
+        changelog offset `saved_at`: it has applied nothing since, or only this start's end
+        marker, written right after that offset (Kafka numbers a partition's records one by one,
+        so a marker at `saved_at + 1` means no other record came between)."""
+        before = self._offsets_before_writes or {}
+        now = before[partition] if partition in before else self.changelog_offset(partition)
+        if now == saved_at:
+            return True
+        marker = self.start_markers.get(partition)
+        return marker is not None and now == marker == (-1 if saved_at is None else saved_at) + 1
+
+    def _saved(self, partitions: set[int]) -> dict[int, PartitionIndex]:
+        """The saved indexes of `partitions` that match their stores; the files are used once."""
+        if self._offsets_before_writes is None or self.saved_dir is None:
+            self._offsets_before_writes = None
+            return {}
+        found = {}
+        opened = getattr(self.table.data, "_dbs", {})
+        for p in sorted(partitions):
+            index = index_snapshot.read(self.saved_dir, self.table.name, p) if p in opened else None
+            if index is None:
+                continue
+            if not self.matches(p, index.offset):
+                log.info(
+                    "saved due index of partition %d ignored: saved at changelog offset %s, "
+                    "the table has applied offset %s since",
+                    *(p, index.offset, self.changelog_offset(p)),
+                )
+                continue
+            found[p] = index
+        self._offsets_before_writes = None  # only a run's first index may use saved files
+        index_snapshot.discard(self.saved_dir)
+        return found
+
+    def _load(self, index: PartitionIndex, before: DueIndex, last: LastWrites) -> None:
+        """Take a partition's saved indexes, add what this run wrote before, and read the
+        records the saved index names as holding outbox entries."""
+        p = index.partition
+        for schedule, written in ((index.due, before.due), (index.expiries, before.expiries)):
+            for at, incident_id in written[p].entries() if p in written else ():
+                schedule.push(at, incident_id)
+        self.index.due[p], self.index.expiries[p] = index.due, index.expiries
+        for parked in (index.parked, before.parked.get(p, {})):
+            for contract_id, ids in parked.items():
+                for incident_id in ids:
+                    self.index.park(p, contract_id, incident_id)
+        self.open_slots[p] = Counter({(m, s): n for m, s, n in index.open_slots})
+        self.holders.reset(p, {**index.recent, **self.holders.by_partition.get(p, {})})
+        db = self.table.data._dbs[p]
+        for incident_id in list(self.holders.by_partition[p]):
+            raw = db.get(incident_id.encode())
+            if raw is not None:
+                last.add(p, RecordSummary.of(raw, self.retention).outbox)
+
+    def _rebuild(self, partitions: set[int], last: LastWrites) -> None:
+        """Build the indexes of `partitions` in one pass over their records."""
+        # Faust keeps one RocksDB per partition, read here as stored (raw bytes, no codec).
+        store = self.table.data
+        offset_key = getattr(store, "offset_key", None)
+        for partition, db in list(getattr(store, "_dbs", {}).items()):
+            if partition not in partitions:
+                continue
+            due_at, due_ids, expiry_at, expiry_ids = array("d"), [], array("d"), []
+            slots = self.open_slots[partition]
+            self.holders.reset(partition)
+            for key, raw in db.items():
+                if key == offset_key or is_marker(key):
+                    continue
+                record = RecordSummary.of(raw, self.retention)
+                if record.parked and record.contract_id is not None:
+                    self.index.park(partition, record.contract_id, key.decode())
+                if record.next_due_at is not None:
+                    due_at.append(record.next_due_at.timestamp())
+                    due_ids.append(key)
+                if record.expires_at is not None:
+                    expiry_at.append(record.expires_at.timestamp())
+                    expiry_ids.append(key)
+                slots.update(record.open_slots)
+                if record.outbox:
+                    last.add(partition, record.outbox)
+                    self.holders.held(partition, key.decode(), max(e["w"] for e in record.outbox))
+            self.index.due[partition] = Schedule.of(due_at, due_ids)
+            self.index.expiries[partition] = Schedule.of(expiry_at, expiry_ids)
+
+    def partition_indexes(self, open_counts: Mapping[int, Counter[Slot]]) -> list[PartitionIndex]:
+        """Each partition's indexes as an orderly stop saves them (`index_snapshot.save` stamps
+        them), with what the last tick took put back; `open_counts` is the gauge's count."""
+        out = []
+        for p in sorted(self.partitions):
+            due, expiries, parked = self.index.with_taken(p)
+            counts = open_counts.get(p, Counter())
+            out.append(
+                PartitionIndex(
+                    p,
+                    None,
+                    due,
+                    expiries,
+                    {c: sorted(ids) for c, ids in parked.items() if ids},
+                    [(m, s, n) for (m, s), n in sorted(counts.items()) if n],
+                    dict(self.holders.by_partition.get(p, {})),
+                )
+            )
+        return out
 
 
 def utc_from_wall(seconds: float) -> datetime:

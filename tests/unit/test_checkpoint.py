@@ -24,6 +24,8 @@ def _tables(root: Path) -> Path:
 
 def test_tables_left_by_an_unclean_stop_are_deleted(tmp_path: Path) -> None:
     tables = _tables(tmp_path)
+    (tables / "due-index").mkdir()  # a due index an earlier orderly stop saved: gone with them
+    (tables / "due-index" / "incidents-0.npz").write_bytes(b"x")
     assert begin_run(tmp_path, tables) is False
     assert not tables.exists()
 
@@ -48,9 +50,18 @@ class _Service:
 def test_only_an_exit_with_status_0_and_no_crash_is_clean(
     tmp_path: Path, code: int, crash: BaseException | None, clean: bool
 ) -> None:
-    with pytest.raises(SystemExit), clean_stop_recorded(tmp_path, _Service(crash)):
+    saved: list[bool] = []
+
+    def save() -> None:  # what only a clean stop may leave, written before the file
+        saved.append((tmp_path / CLEAN_STOP_FILE).exists())
+
+    with (
+        pytest.raises(SystemExit),
+        clean_stop_recorded(tmp_path, _Service(crash), before_mark=save),
+    ):
         raise SystemExit(code)
     assert (tmp_path / CLEAN_STOP_FILE).exists() is clean
+    assert saved == ([False] if clean else [])
 
 
 def test_marker_keys_cannot_be_incident_or_outcome_keys() -> None:
