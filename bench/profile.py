@@ -108,6 +108,14 @@ class Profiler:
         hit = sum(c for s, c in stacks.items() if any(_is(f, func, suffix) for f in s))
         return hit / total if total else 0.0
 
+    def share_in(self, file_part: str, root: tuple[str, str]) -> float:
+        """Fraction of the samples under `root` (function, file suffix) that pass through any
+        frame of a file whose path contains `file_part`."""
+        under = [(s, c) for s, c in self.stacks().items() if any(_is(f, *root) for f in s)]
+        total = sum(c for _, c in under)
+        hit = sum(c for s, c in under if any(file_part in f for f in s))
+        return hit / total if total else 0.0
+
     def summary(self, what: str, rows: list[tuple[str, str, str, int]] = WORKER_ROWS) -> str:
         stacks = self.stacks()
         total = sum(stacks.values())
