@@ -111,6 +111,17 @@ WHAT_WAS_DONE = (
 )
 
 
+BEHIND = (
+    "Why the loaded run misses p99 <= 0.5 s: the worker carried {rate:,.0f} of the {load:,} "
+    "events a second it was sent, so its input fell further behind every second, and a tick "
+    "shares the incident agent's stream with the events (each partition's ticks are ordered "
+    "with its events, which is what makes a step deterministic): a tick waits behind every "
+    "event fetched before it, and its alerts are as late as the backlog is old. Only a worker "
+    "that carries more than the load removes that wait (see Streaming for its throughput and "
+    "profile); the profile above shows where this run's time went."
+)
+
+
 def pct(values: list[float], p: int) -> float:
     return quantiles(values, n=100, method="inclusive")[p - 1]
 
@@ -321,6 +332,8 @@ def report(
         lines += ["", profile]
     if worst_loaded > 0.5:
         lines += ["", loaded_profile]
+    if worst_loaded > 0.5 and (load_rate or 0) < 0.98 * LOAD_RATE:
+        lines += ["", BEHIND.format(rate=load_rate or 0, load=LOAD_RATE)]
     lines += [
         "",
         WHAT_WAS_DONE.format(wait=FETCH_MAX_WAIT_MS, n=INCIDENTS),
