@@ -129,18 +129,18 @@ class LocalTimes:
         hit = self._cache.get(text)
         if hit is not None:
             return hit
-        match = _STAMP.fullmatch(text)
-        if match is None:
+        if _STAMP.fullmatch(text) is None:
             raise RowError("bad_time", f"{column} {text!r} is not dd-mm-yyyy HH:MM")
-        day, month, year, hour, minute = map(int, match.groups())
+        # The pattern puts each number at a fixed place.
+        day, month, year = int(text[0:2]), int(text[3:5]), int(text[6:10])
+        hour, minute = int(text[11:13]), int(text[14:16])
         try:
             local = datetime(year, month, day, hour, minute, tzinfo=self.zone)
         except ValueError:
             raise RowError("bad_time", f"{column} {text!r} is not a valid date") from None
         # A time skipped by a DST change cannot have been written by the instance: wrong zone?
-        if local.astimezone(UTC).astimezone(self.zone).replace(tzinfo=None) != local.replace(
-            tzinfo=None
-        ):
+        # (Both in one zone, so `!=` compares the wall times.)
+        if local.astimezone(UTC).astimezone(self.zone) != local:
             raise RowError(
                 "nonexistent_local_time", f"{column} {text!r} does not exist in {self.zone.key}"
             )
@@ -214,7 +214,11 @@ def read_incidents(
 def _row_parser(
     index: dict[str, int], mapping: ServiceNowMapping, times: LocalTimes
 ) -> Callable[[int, str, list[str]], Row]:
-    """The parser of one file's rows: column positions and lookups bound once, not per row."""
+    """The parser of one file's rows: each column's raw cells parsed once per distinct value.
+
+    A log repeats its states, priorities, counts, times, categories, groups and users: a row's
+    cells are looked up in dicts that call the parser on a value not seen before (which raises
+    for a bad one, so a bad value is refused on every row that has it)."""
     at_state, at_priority, at_mod, at_updated_at, at_reopen = (
         index[c]
         for c in ("incident_state", "priority", "sys_mod_count", "sys_updated_at", "reopen_count")
@@ -223,56 +227,84 @@ def _row_parser(
         index.get(c) for c in ("category", "assignment_group", "sys_updated_by")
     )
     states, priorities, system_users = mapping.states, mapping.priorities, mapping.system_users
-    cached_time = times.cached
 
-    def optional(record: list[str], at: int | None) -> str | None:
-        value = record[at].strip() if at is not None else ""
-        return None if value in _BLANK else value
-
-    def parse(line: int, number: str, record: list[str]) -> Row:
-        # The hot loop of a 141k-row log: checks in the order they are reported, inline.
-        state = record[at_state].strip()
-        if state in _BLANK:
-            raise RowError("missing_value", "incident_state is missing")
+    def state(cell: str) -> tuple[str, str]:
+        state = _required(cell, "incident_state")
         status = states.get(state)
         if status is None:
             raise RowError("unknown_state", f"incident_state {state!r} is not in the mapping")
-        priority = record[at_priority].strip()
-        if priority in _BLANK:
-            raise RowError("missing_value", "priority is missing")
+        return state, status
+
+    def severity(cell: str) -> str:
+        priority = _required(cell, "priority")
         severity = priorities.get(priority)
         if severity is None:
             raise RowError("unknown_priority", f"priority {priority!r} is not in the mapping")
-        mod = _integer(record[at_mod], "sys_mod_count")
-        text = record[at_updated_at].strip()
-        if text in _BLANK:
-            raise RowError("missing_value", "sys_updated_at is missing")
-        updated_at = cached_time(text) or times(text, "sys_updated_at")
-        reopen_count = _integer(record[at_reopen], "reopen_count")
-        updated_by = optional(record, at_updated_by)
-        return Row(
-            line,
-            number,
-            state,
-            status,
-            mod,
-            updated_at,
-            severity,
-            reopen_count,
-            optional(record, at_category),
-            optional(record, at_team),
-            None if updated_by in system_users else updated_by,
-            record,
-            index,
+        return severity
+
+    def actor(cell: str) -> str | None:
+        updated_by = _optional(cell)
+        return None if updated_by in system_users else updated_by
+
+    state_of, severity_of = _Parsed(state), _Parsed(severity)
+    mod_of = _Parsed(lambda cell: _integer(cell, "sys_mod_count"))
+    reopen_of = _Parsed(lambda cell: _integer(cell, "reopen_count"))
+    time_of = _Parsed(lambda cell: times(_required(cell, "sys_updated_at"), "sys_updated_at"))
+    optional_of, actor_of = _Parsed(_optional), _Parsed(actor)
+
+    def parse(line: int, number: str, record: list[str]) -> Row:
+        # The hot loop of a 141k-row log: the columns in the order their errors are reported.
+        state, status = state_of[record[at_state]]
+        severity = severity_of[record[at_priority]]
+        mod = mod_of[record[at_mod]]
+        updated_at = time_of[record[at_updated_at]]
+        reopen_count = reopen_of[record[at_reopen]]
+        return _new_row(
+            Row,
+            (
+                *(line, number, state, status, mod, updated_at, severity, reopen_count),
+                None if at_category is None else optional_of[record[at_category]],
+                None if at_team is None else optional_of[record[at_team]],
+                None if at_updated_by is None else actor_of[record[at_updated_by]],
+                record,
+                index,
+            ),
         )
 
     return parse
 
 
-def _integer(cell: str, column: str) -> int:
-    text = cell.strip()
-    if text in _BLANK:
+_new_row = tuple.__new__  # a Row without the Python-level __new__ of a NamedTuple
+
+
+class _Parsed(dict[str, Any]):
+    """Raw cell -> its parsed value, parsed once (a parser that raises stores nothing)."""
+
+    def __init__(self, parser: Callable[[str], Any]):
+        super().__init__()
+        self.parser = parser
+
+    def __missing__(self, cell: str) -> Any:
+        if len(self) > 500_000:  # a column of distinct values must not hold the whole log
+            self.clear()
+        value = self[cell] = self.parser(cell)
+        return value
+
+
+def _required(cell: str, column: str) -> str:
+    value = cell.strip()
+    if value in _BLANK:
         raise RowError("missing_value", f"{column} is missing")
+    return value
+
+
+def _optional(cell: str) -> str | None:
+    value = cell.strip()
+    return None if value in _BLANK else value
+
+
+def _integer(cell: str, column: str) -> int:
+    text = _required(cell, column)
     if not text.isdigit():
         raise RowError("bad_number", f"{column} {text!r} is not a whole number")
     return int(text)
