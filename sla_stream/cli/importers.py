@@ -109,9 +109,10 @@ def _write_by_time(events: Iterable[EventFields], sink: BinaryIO) -> None:
     # log's 108k events took 520 MB at peak before that, 110 MB after). The read position
     # breaks ties, so each incident keeps its own order (and the lines are never compared).
     to_json = EventJson()
-    keyed = [(e["occurred_at"], i, to_json(e)) for i, e in enumerate(events)]
+    keyed = [(e["occurred_at"], i, to_json(e)) for i, e in enumerate(events)]  # at, then spent
     keyed.sort()
-    sink.writelines(line for _, _, line in keyed)
+    for start in range(0, len(keyed), 4096):  # a write per line cost as much as the sort
+        sink.write(b"".join([line for _, _, line in keyed[start : start + 4096]]))
 
 
 def _write_report(reported: list[ReportedRow], path: Path | None) -> None:
