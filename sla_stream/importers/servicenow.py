@@ -71,7 +71,12 @@ from sla_stream.importers.servicenow_rows import (
 )
 
 SOURCE = "servicenow"
+_OPENING_FACTS = (  # the opening row's columns its `opened` event carries
+    *("caller_id", "location", "priority", "impact", "urgency", "contact_type"),
+    *("opened_by", "subcategory", "u_symptom"),  # what capacity's model reads
+)
 _SECOND = timedelta(seconds=1)
+_BEFORE_ALL = datetime.min.replace(tzinfo=UTC)
 # What `IncidentEvent` could refuse in an event built here: an id or actor over this length.
 _MAX_LENGTH = min(
     m.max_length
@@ -91,6 +96,7 @@ __all__ = [
 # An event as the fields of its JSON form, in `IncidentEvent`'s order, None left out, and
 # `occurred_at` an aware datetime: `IncidentEvent(**fields)` is the event.
 EventFields = dict[str, Any]
+_Pending = tuple[str, str | None, str | None, dict[str, str] | None]
 
 
 def convert(
@@ -189,14 +195,15 @@ class _Incident:
         self.summary = summary
         self.events: list[EventFields] = []
         self.pending_closed: EventFields | None = None
-        self.buffer: list[tuple[str, dict[str, Any]]] = []
+        # A row's events before they are dated: (type, severity, status, extra attributes).
+        self.buffer: list[_Pending] = []
         self.ids: set[str] = set()
         self.status = NEW
         self.severity = ""
         self.reopen_count = 0
         self.responded = False
         self.contract = ""
-        self.last_at = datetime.min.replace(tzinfo=UTC)
+        self.last_at = _BEFORE_ALL
         self.last_rank = -1  # highest TYPE_ORDER rank among the events dated at `last_at`
         self.last_resolving_line = 0
         self.resolution_bound: datetime | None = None
@@ -225,15 +232,9 @@ class _Incident:
                 )
                 continue
             self.severity, self.reopen_count = row.severity, row.reopen_count
-            self.contract = self.mapping.contract_for(row.cell("caller_id"), row.cell("location"))
-            keys = (
-                *("caller_id", "location", "priority", "impact", "urgency", "contact_type"),
-                *("opened_by", "subcategory", "u_symptom"),  # what capacity's model reads
-            )
-            facts = {k: v for k in keys if (v := row.cell(k)) is not None}
-            self.buffer.append(
-                ("opened", {"severity": row.severity, "status": NEW, "extra": facts})
-            )
+            facts = row.cells(_OPENING_FACTS)
+            self.contract = self.mapping.contract_for(facts.get("caller_id"), facts.get("location"))
+            self.buffer.append(("opened", row.severity, NEW, facts))
             self._flush(row, opened_at)
             if row.status != NEW:
                 self.summary.notes["first_row_past_new"] += 1
@@ -252,16 +253,17 @@ class _Incident:
 
     def _step(self, row: Row) -> None:
         rose = row.reopen_count > self.reopen_count
-        self.reopen_count = max(self.reopen_count, row.reopen_count)
+        if rose:
+            self.reopen_count = row.reopen_count
         if row.severity != self.severity:
             self.severity = row.severity
-            self.buffer.append(("severity_changed", {"severity": row.severity}))
+            self.buffer.append(("severity_changed", row.severity, None, None))
         if self.status not in FINAL_STATUSES:
             self._from_open(row.status)
         elif row.status not in FINAL_STATUSES:
             self._drop_pending_closed()
             self.status = row.status
-            self.buffer.append(("reopened", {"status": row.status}))
+            self.buffer.append(("reopened", None, row.status, None))
         else:
             if rose:  # reopened and final again between two rows: no instant to give either
                 self.summary.notes["reopen_count_rose_while_final"] += 1
@@ -276,14 +278,14 @@ class _Incident:
         if not self.responded and target != NEW:
             self.responded = True
             status = None if target in FINAL_STATUSES else target
-            self.buffer.append(("responded", {"status": status}))
+            self.buffer.append(("responded", None, status, None))
         if target == previous:
             return
         self.status = target
         if target in FINAL_STATUSES:
-            self.buffer.append((target, {}))  # resolved, closed or cancelled
+            self.buffer.append((target, None, None, None))  # resolved, closed or cancelled
         elif not (previous == NEW and target == ACTIVE):  # `responded` says that one
-            self.buffer.append(("status_changed", {"status": target}))
+            self.buffer.append(("status_changed", None, target, None))
 
     def _final_to_final(self, target: str) -> None:
         if target == self.status:
@@ -292,7 +294,7 @@ class _Incident:
             self._drop_pending_closed()
         self.status = target
         if target != RESOLVED:  # already resolved: nothing to stop again
-            self.buffer.append((target, {}))
+            self.buffer.append((target, None, None, None))
 
     def _drop_pending_closed(self) -> None:
         if self.pending_closed is not None:
@@ -304,10 +306,14 @@ class _Incident:
         if not self.buffer:
             self._date(at, None)
             return
-        at = self._date(at, min(TYPE_ORDER[kind] for kind, _ in self.buffer))
-        for kind, fields in self.buffer:
+        buffer = self.buffer
+        rank = TYPE_ORDER[buffer[0][0]]
+        if len(buffer) > 1:
+            rank = min(TYPE_ORDER[pending[0]] for pending in buffer)
+        at = self._date(at, rank)
+        for kind, severity, status, extra in buffer:
             when = self._resolution_at(row, at) if kind == RESOLVED else at
-            event = self._event(row, when, kind, **fields)
+            event = self._event(row, when, kind, severity, status, extra)
             if kind == CLOSED:
                 self.pending_closed = event
             else:
@@ -357,7 +363,7 @@ class _Incident:
         before every other event id of the incident, so at one instant the engine applies it
         before the real events and the status they leave stands."""
         at = max(row.updated_at, self.last_at)
-        event = self._event(row, at, "status_changed", status=self.status)
+        event = self._event(row, at, "status_changed", None, self.status, None)
         self.ids.discard(event["event_id"])  # that id stays free for the real events
         event_id, n = f"{self.number}:!{row.mod}:update", 1
         while event_id in self.ids:
@@ -372,10 +378,9 @@ class _Incident:
         row: Row,
         at: datetime,
         kind: str,
-        *,
-        severity: str | None = None,
-        status: str | None = None,
-        extra: dict[str, str] | None = None,
+        severity: str | None,
+        status: str | None,
+        extra: dict[str, str] | None,
     ) -> EventFields:
         event_id, n = f"{self.number}:{row.mod}:{kind}", 1
         while event_id in self.ids:  # two kept rows share a mod count: still unique and stable

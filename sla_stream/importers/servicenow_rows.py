@@ -116,6 +116,15 @@ class Row(NamedTuple):
         value = self.record[i].strip() if i is not None else ""
         return None if value in _BLANK else value
 
+    def cells(self, columns: tuple[str, ...]) -> dict[str, str]:
+        """The columns that have a value, by name (as `cell` reads them)."""
+        record, index, found = self.record, self.index, {}
+        for column in columns:
+            i = index.get(column)
+            if i is not None and (value := record[i].strip()) not in _BLANK:
+                found[column] = value
+        return found
+
 
 class LocalTimes:
     """`dd-mm-yyyy HH:MM` in the instance zone to aware datetimes, cached: the log repeats them."""
