@@ -10,7 +10,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple, TextIO
 from zoneinfo import ZoneInfo
@@ -44,6 +44,7 @@ OPTIONAL_COLUMNS = (
     "u_symptom",
 )
 _BLANK = frozenset({"", MISSING})
+_MINUTES = [timedelta(minutes=m) for m in range(60)]
 _STAMP = re.compile(r"(\d\d)-(\d\d)-(\d{4}) (\d\d):(\d\d)")
 
 
@@ -132,7 +133,7 @@ class LocalTimes:
     def __init__(self, zone: ZoneInfo):
         self.zone = zone
         self._cache: dict[str, datetime] = {}
-        self.cached = self._cache.get  # the parsed time of a text seen before, else None
+        self._hours: dict[str, datetime] = {}  # "dd-mm-yyyy HH" -> that hour's minute 0
 
     def __call__(self, text: str, column: str) -> datetime:
         hit = self._cache.get(text)
@@ -141,12 +142,23 @@ class LocalTimes:
         if _STAMP.fullmatch(text) is None:
             raise RowError("bad_time", f"{column} {text!r} is not dd-mm-yyyy HH:MM")
         # The pattern puts each number at a fixed place.
-        day, month, year = int(text[0:2]), int(text[3:5]), int(text[6:10])
-        hour, minute = int(text[11:13]), int(text[14:16])
-        try:
-            local = datetime(year, month, day, hour, minute, tzinfo=self.zone)
-        except ValueError:
-            raise RowError("bad_time", f"{column} {text!r} is not a valid date") from None
+        minute, hour_start = int(text[14:16]), self._hours.get(text[:13])
+        if hour_start is not None and minute < 60:
+            local = hour_start + _MINUTES[minute]  # wall-clock arithmetic: the zone stays
+        else:
+            day, month, year, hour = (
+                int(text[0:2]),
+                int(text[3:5]),
+                int(text[6:10]),
+                int(text[11:13]),
+            )
+            try:
+                local = datetime(year, month, day, hour, minute, tzinfo=self.zone)
+            except ValueError:
+                raise RowError("bad_time", f"{column} {text!r} is not a valid date") from None
+            if len(self._hours) > 100_000:
+                self._hours.clear()
+            self._hours[text[:13]] = local.replace(minute=0)
         # A time skipped by a DST change cannot have been written by the instance: wrong zone?
         # (Both in one zone, so `!=` compares the wall times.)
         if local.astimezone(UTC).astimezone(self.zone) != local:
