@@ -283,7 +283,14 @@ def _row_parser(
         return _new_row(
             Row,
             (
-                *(line, number, state, status, mod, updated_at, severity, reopen_count),
+                line,
+                number,
+                state,
+                status,
+                mod,
+                updated_at,
+                severity,
+                reopen_count,
                 None if at_category is None else optional_of[record[at_category]],
                 None if at_team is None else optional_of[record[at_team]],
                 None if at_updated_by is None else actor_of[record[at_updated_by]],
