@@ -77,6 +77,7 @@ _OPENING_FACTS = (  # the opening row's columns its `opened` event carries
 )
 _SECOND = timedelta(seconds=1)
 _BEFORE_ALL = datetime.min.replace(tzinfo=UTC)
+_LEFT_OUT_IF_NONE = ("severity", "status", "category", "team", "actor")
 # What `IncidentEvent` could refuse in an event built here: an id or actor over this length.
 _MAX_LENGTH = min(
     m.max_length
@@ -387,26 +388,24 @@ class _Incident:
             n += 1
             event_id = f"{self.number}:{row.mod}:{kind}#{n}"
         self.ids.add(event_id)
-        event = {
+        attributes = {"row": row.line, "sys_mod_count": row.mod, "incident_state": row.state}
+        event = {  # every field at once (one allocation), then the empty ones left out
             "event_id": event_id,
             "incident_id": self.number,
             "type": kind,
             "occurred_at": at,
             "contract_id": self.contract,
+            "severity": severity,
+            "status": status,
+            "category": row.category,
+            "team": row.team,
+            "actor": row.actor,
+            "source": SOURCE,
+            "attributes": {**attributes, **extra} if extra else attributes,
         }
-        if severity is not None:
-            event["severity"] = severity
-        if status is not None:
-            event["status"] = status
-        if row.category is not None:
-            event["category"] = row.category
-        if row.team is not None:
-            event["team"] = row.team
-        if row.actor is not None:
-            event["actor"] = row.actor
-        event["source"] = SOURCE
-        attributes = {"row": row.line, "sys_mod_count": row.mod, "incident_state": row.state}
-        event["attributes"] = {**attributes, **extra} if extra else attributes
+        for name in _LEFT_OUT_IF_NONE:
+            if event[name] is None:
+                del event[name]
         if len(event_id) > _MAX_LENGTH or len(row.actor or "") > _MAX_LENGTH:
             IncidentEvent(**event)  # refused: pydantic's error names the field and the value
         return event
