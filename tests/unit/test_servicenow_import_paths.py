@@ -96,3 +96,21 @@ def test_an_incident_number_too_long_for_an_event_id_is_refused_naming_the_field
     with pytest.raises(ValueError, match="event_id") as refused:
         list(event_fields([header, long_row], load_mapping(EXAMPLE_MAPPING)))
     assert "at most 256 characters" in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "at",
+    [
+        datetime(2016, 2, 29, 1, 16, tzinfo=ZoneInfo("America/Sao_Paulo")),
+        datetime(2016, 1, 1, tzinfo=ZoneInfo("Europe/London")),  # offset zero: pydantic's Z
+        datetime(1890, 1, 1, tzinfo=ZoneInfo("America/Sao_Paulo")),  # offset -03:06:28
+        datetime(2016, 1, 1, 0, 0, 0, 500, tzinfo=ZoneInfo("Asia/Kolkata")),
+        datetime(999, 1, 1, tzinfo=ZoneInfo("Asia/Tokyo")),
+        datetime(2017, 2, 18, 23, 30, fold=1, tzinfo=ZoneInfo("America/Sao_Paulo")),
+    ],
+)
+def test_an_instant_is_written_as_pydantic_writes_it(at: datetime) -> None:
+    fields = {"event_id": "e", "incident_id": "i", "type": "responded", "occurred_at": at}
+    fields["attributes"] = {}
+    expected = IncidentEvent(**fields).to_json() + b"\n"
+    assert EventJson()(dict(fields)) == expected
