@@ -44,6 +44,7 @@ What the public log shows (141,712 rows, 24,918 incidents), and what the importe
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -70,8 +71,33 @@ from sla_stream.importers.servicenow_rows import (
 )
 
 SOURCE = "servicenow"
+_OPENING_FACTS = (  # the opening row's columns its `opened` event carries
+    *("caller_id", "location", "priority", "impact", "urgency", "contact_type"),
+    *("opened_by", "subcategory", "u_symptom"),  # what capacity's model reads
+)
 _SECOND = timedelta(seconds=1)
-__all__ = ["ImportFileError", "ImportSummary", "ReportedRow", "convert", "open_log"]
+_BEFORE_ALL = datetime.min.replace(tzinfo=UTC)
+_LEFT_OUT_IF_NONE = ("severity", "status", "category", "team", "actor")
+# What `IncidentEvent` could refuse in an event built here: an id or actor over this length.
+_MAX_LENGTH = min(
+    m.max_length
+    for name in ("event_id", "incident_id", "actor")
+    for m in IncidentEvent.model_fields[name].metadata
+    if hasattr(m, "max_length")
+)
+__all__ = [
+    "EventFields",
+    "ImportFileError",
+    "ImportSummary",
+    "ReportedRow",
+    "convert",
+    "event_fields",
+    "open_log",
+]
+# An event as the fields of its JSON form, in `IncidentEvent`'s order, None left out, and
+# `occurred_at` an aware datetime: `IncidentEvent(**fields)` is the event.
+EventFields = dict[str, Any]
+_Pending = tuple[str, str | None, str | None, dict[str, str] | None]
 
 
 def convert(
@@ -89,6 +115,19 @@ def convert(
     nothing the clocks see (a note, a reassignment) still yields a `status_changed` to its
     current status: the engine ignores it, while the forecast counts updates and handovers.
     """
+    for fields in event_fields(source, mapping, summary, every_update=every_update):
+        yield IncidentEvent(**fields)
+
+
+def event_fields(
+    source: Iterable[str],
+    mapping: ServiceNowMapping,
+    summary: ImportSummary | None = None,
+    *,
+    every_update: bool = False,
+) -> Iterator[EventFields]:
+    """`convert` without building the models: each event's fields, already valid (what the
+    model could refuse, it is asked to refuse), for writing them out at once."""
     summary = summary if summary is not None else ImportSummary()
     times = LocalTimes(mapping.zone())
     for number, rows in read_incidents(source, mapping, times, summary):
@@ -98,12 +137,14 @@ def convert(
         if events:
             summary.incidents_imported += 1
         for event in events:
-            summary.events[event.type] += 1
+            summary.events[event["type"]] += 1
             yield event
 
 
 def _in_sequence(rows: list[Row], summary: ImportSummary) -> list[Row]:
     """Order by mod count; of rows sharing one, drop those dated outside their neighbours."""
+    if all(a.mod < b.mod for a, b in itertools.pairwise(rows)):
+        return rows  # nearly every incident: already in order, no count repeated
     rows = sorted(rows, key=lambda r: (r.mod, r.updated_at, r.line))
     groups: dict[int, list[Row]] = {}
     for row in rows:
@@ -153,22 +194,23 @@ class _Incident:
         self.mapping = mapping
         self.times = times
         self.summary = summary
-        self.events: list[IncidentEvent] = []
-        self.pending_closed: IncidentEvent | None = None
-        self.buffer: list[tuple[str, dict[str, Any]]] = []
+        self.events: list[EventFields] = []
+        self.pending_closed: EventFields | None = None
+        # A row's events before they are dated: (type, severity, status, extra attributes).
+        self.buffer: list[_Pending] = []
         self.ids: set[str] = set()
         self.status = NEW
         self.severity = ""
         self.reopen_count = 0
         self.responded = False
         self.contract = ""
-        self.last_at = datetime.min.replace(tzinfo=UTC)
+        self.last_at = _BEFORE_ALL
         self.last_rank = -1  # highest TYPE_ORDER rank among the events dated at `last_at`
         self.last_resolving_line = 0
         self.resolution_bound: datetime | None = None
         self.every_update = False
 
-    def convert(self, rows: list[Row]) -> list[IncidentEvent]:
+    def convert(self, rows: list[Row]) -> list[EventFields]:
         rows = self._open(_in_sequence(rows, self.summary))
         self._find_last_resolution(rows)
         for row in rows:
@@ -181,24 +223,19 @@ class _Incident:
         """Open at the first row whose opened_at reads; report the rows before it."""
         for i, row in enumerate(rows):
             try:
-                if row.cells["opened_at"] is None:
+                text = row.cell("opened_at")
+                if text is None:
                     raise RowError("missing_value", "opened_at is missing")
-                opened_at = self.times(row.cells["opened_at"], "opened_at")
+                opened_at = self.times(text, "opened_at")
             except RowError as exc:
                 self.summary.reported.append(
                     ReportedRow(row.line, self.number, exc.reason, exc.detail)
                 )
                 continue
             self.severity, self.reopen_count = row.severity, row.reopen_count
-            self.contract = self.mapping.contract_for(row.cells["caller_id"], row.cells["location"])
-            keys = (
-                *("caller_id", "location", "priority", "impact", "urgency", "contact_type"),
-                *("opened_by", "subcategory", "u_symptom"),  # what capacity's model reads
-            )
-            facts = {k: row.cells[k] for k in keys if row.cells[k] is not None}
-            self.buffer.append(
-                ("opened", {"severity": row.severity, "status": NEW, "extra": facts})
-            )
+            facts = row.cells(_OPENING_FACTS)
+            self.contract = self.mapping.contract_for(facts.get("caller_id"), facts.get("location"))
+            self.buffer.append(("opened", row.severity, NEW, facts))
             self._flush(row, opened_at)
             if row.status != NEW:
                 self.summary.notes["first_row_past_new"] += 1
@@ -217,16 +254,17 @@ class _Incident:
 
     def _step(self, row: Row) -> None:
         rose = row.reopen_count > self.reopen_count
-        self.reopen_count = max(self.reopen_count, row.reopen_count)
+        if rose:
+            self.reopen_count = row.reopen_count
         if row.severity != self.severity:
             self.severity = row.severity
-            self.buffer.append(("severity_changed", {"severity": row.severity}))
+            self.buffer.append(("severity_changed", row.severity, None, None))
         if self.status not in FINAL_STATUSES:
             self._from_open(row.status)
         elif row.status not in FINAL_STATUSES:
             self._drop_pending_closed()
             self.status = row.status
-            self.buffer.append(("reopened", {"status": row.status}))
+            self.buffer.append(("reopened", None, row.status, None))
         else:
             if rose:  # reopened and final again between two rows: no instant to give either
                 self.summary.notes["reopen_count_rose_while_final"] += 1
@@ -241,14 +279,14 @@ class _Incident:
         if not self.responded and target != NEW:
             self.responded = True
             status = None if target in FINAL_STATUSES else target
-            self.buffer.append(("responded", {"status": status}))
+            self.buffer.append(("responded", None, status, None))
         if target == previous:
             return
         self.status = target
         if target in FINAL_STATUSES:
-            self.buffer.append((target, {}))  # resolved, closed or cancelled
+            self.buffer.append((target, None, None, None))  # resolved, closed or cancelled
         elif not (previous == NEW and target == ACTIVE):  # `responded` says that one
-            self.buffer.append(("status_changed", {"status": target}))
+            self.buffer.append(("status_changed", None, target, None))
 
     def _final_to_final(self, target: str) -> None:
         if target == self.status:
@@ -257,7 +295,7 @@ class _Incident:
             self._drop_pending_closed()
         self.status = target
         if target != RESOLVED:  # already resolved: nothing to stop again
-            self.buffer.append((target, {}))
+            self.buffer.append((target, None, None, None))
 
     def _drop_pending_closed(self) -> None:
         if self.pending_closed is not None:
@@ -269,10 +307,14 @@ class _Incident:
         if not self.buffer:
             self._date(at, None)
             return
-        at = self._date(at, min(TYPE_ORDER[kind] for kind, _ in self.buffer))
-        for kind, fields in self.buffer:
+        buffer = self.buffer
+        rank = TYPE_ORDER[buffer[0][0]]
+        if len(buffer) > 1:
+            rank = min(TYPE_ORDER[pending[0]] for pending in buffer)
+        at = self._date(at, rank)
+        for kind, severity, status, extra in buffer:
             when = self._resolution_at(row, at) if kind == RESOLVED else at
-            event = self._event(row, when, kind, **fields)
+            event = self._event(row, when, kind, severity, status, extra)
             if kind == CLOSED:
                 self.pending_closed = event
             else:
@@ -300,7 +342,7 @@ class _Incident:
         """The state change, or `resolved_at` for the last resolution when the mapping says so."""
         if self.mapping.resolution_time != "resolved_at" or row.line != self.last_resolving_line:
             return at
-        text = row.cells["resolved_at"]
+        text = row.cell("resolved_at")
         try:
             resolved_at = self.times(text, "resolved_at") if text else None
         except RowError:
@@ -314,7 +356,7 @@ class _Incident:
         self.summary.notes["resolved_at_used"] += 1
         return max(resolved_at, at)
 
-    def _update(self, row: Row) -> IncidentEvent:
+    def _update(self, row: Row) -> EventFields:
         """A row that changes nothing the clocks see, as a `status_changed` to the status.
 
         Dated at its row (never before the previous event) and kept out of the same-instant
@@ -322,37 +364,48 @@ class _Incident:
         before every other event id of the incident, so at one instant the engine applies it
         before the real events and the status they leave stands."""
         at = max(row.updated_at, self.last_at)
-        event = self._event(row, at, "status_changed", status=self.status)
-        self.ids.discard(event.event_id)  # that id stays free for the real events
+        event = self._event(row, at, "status_changed", None, self.status, None)
+        self.ids.discard(event["event_id"])  # that id stays free for the real events
         event_id, n = f"{self.number}:!{row.mod}:update", 1
         while event_id in self.ids:
             n += 1
             event_id = f"{self.number}:!{row.mod}:update#{n}"
         self.ids.add(event_id)
-        return event.model_copy(update={"event_id": event_id})
+        event["event_id"] = event_id
+        return event
 
-    def _event(self, row: Row, at: datetime, kind: str, **fields: Any) -> IncidentEvent:
+    def _event(
+        self,
+        row: Row,
+        at: datetime,
+        kind: str,
+        severity: str | None,
+        status: str | None,
+        extra: dict[str, str] | None,
+    ) -> EventFields:
         event_id, n = f"{self.number}:{row.mod}:{kind}", 1
         while event_id in self.ids:  # two kept rows share a mod count: still unique and stable
             n += 1
             event_id = f"{self.number}:{row.mod}:{kind}#{n}"
         self.ids.add(event_id)
-        extra = fields.pop("extra", {})
-        return IncidentEvent(
-            event_id=event_id,
-            incident_id=self.number,
-            type=kind,
-            occurred_at=at,
-            contract_id=self.contract,
-            category=row.cells["category"],
-            team=row.cells["assignment_group"],
-            actor=self.mapping.actor_for(row.cells["sys_updated_by"]),
-            source=SOURCE,
-            attributes={
-                "row": row.line,
-                "sys_mod_count": row.mod,
-                "incident_state": row.state,
-                **extra,
-            },
-            **fields,
-        )
+        attributes = {"row": row.line, "sys_mod_count": row.mod, "incident_state": row.state}
+        event = {  # every field at once (one allocation), then the empty ones left out
+            "event_id": event_id,
+            "incident_id": self.number,
+            "type": kind,
+            "occurred_at": at,
+            "contract_id": self.contract,
+            "severity": severity,
+            "status": status,
+            "category": row.category,
+            "team": row.team,
+            "actor": row.actor,
+            "source": SOURCE,
+            "attributes": {**attributes, **extra} if extra else attributes,
+        }
+        for name in _LEFT_OUT_IF_NONE:
+            if event[name] is None:
+                del event[name]
+        if len(event_id) > _MAX_LENGTH or len(row.actor or "") > _MAX_LENGTH:
+            IncidentEvent(**event)  # refused: pydantic's error names the field and the value
+        return event

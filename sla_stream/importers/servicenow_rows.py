@@ -5,17 +5,17 @@ See `servicenow.py` for what the data looks like and how rows become events.
 
 from __future__ import annotations
 
-import csv
 import gzip
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 from zoneinfo import ZoneInfo
 
+from sla_stream.importers.csv_records import csv_records
 from sla_stream.importers.servicenow_mapping import ServiceNowMapping
 
 MISSING = "?"
@@ -43,8 +43,8 @@ OPTIONAL_COLUMNS = (
     "subcategory",
     "u_symptom",
 )
-_CELLS = (*OPTIONAL_COLUMNS, "opened_at")  # kept raw on each row, `?` as None
 _BLANK = frozenset({"", MISSING})
+_MINUTES = [timedelta(minutes=m) for m in range(60)]
 _STAMP = re.compile(r"(\d\d)-(\d\d)-(\d{4}) (\d\d):(\d\d)")
 
 
@@ -94,9 +94,8 @@ class RowError(Exception):
         self.detail = detail
 
 
-@dataclass(frozen=True, slots=True)
-class Row:
-    """One parsed update of an incident."""
+class Row(NamedTuple):
+    """One parsed update of an incident; the other columns stay raw until asked for (`cell`)."""
 
     line: int
     number: str
@@ -106,7 +105,26 @@ class Row:
     updated_at: datetime
     severity: str
     reopen_count: int
-    cells: dict[str, str | None]  # the raw optional columns and opened_at, `?` as None
+    category: str | None
+    team: str | None  # assignment_group
+    actor: str | None  # sys_updated_by, unless a system user
+    record: list[str]
+    index: dict[str, int]  # the header's column positions, shared by every row
+
+    def cell(self, column: str) -> str | None:
+        """A column's value, stripped; `?`, empty or absent as None."""
+        i = self.index.get(column)
+        value = self.record[i].strip() if i is not None else ""
+        return None if value in _BLANK else value
+
+    def cells(self, columns: tuple[str, ...]) -> dict[str, str]:
+        """The columns that have a value, by name (as `cell` reads them)."""
+        record, index, found = self.record, self.index, {}
+        for column in columns:
+            i = index.get(column)
+            if i is not None and (value := record[i].strip()) not in _BLANK:
+                found[column] = value
+        return found
 
 
 class LocalTimes:
@@ -115,23 +133,35 @@ class LocalTimes:
     def __init__(self, zone: ZoneInfo):
         self.zone = zone
         self._cache: dict[str, datetime] = {}
+        self._hours: dict[str, datetime] = {}  # "dd-mm-yyyy HH" -> that hour's minute 0
 
     def __call__(self, text: str, column: str) -> datetime:
         hit = self._cache.get(text)
         if hit is not None:
             return hit
-        match = _STAMP.fullmatch(text)
-        if match is None:
+        if _STAMP.fullmatch(text) is None:
             raise RowError("bad_time", f"{column} {text!r} is not dd-mm-yyyy HH:MM")
-        day, month, year, hour, minute = map(int, match.groups())
-        try:
-            local = datetime(year, month, day, hour, minute, tzinfo=self.zone)
-        except ValueError:
-            raise RowError("bad_time", f"{column} {text!r} is not a valid date") from None
+        # The pattern puts each number at a fixed place.
+        minute, hour_start = int(text[14:16]), self._hours.get(text[:13])
+        if hour_start is not None and minute < 60:
+            local = hour_start + _MINUTES[minute]  # wall-clock arithmetic: the zone stays
+        else:
+            day, month, year, hour = (
+                int(text[0:2]),
+                int(text[3:5]),
+                int(text[6:10]),
+                int(text[11:13]),
+            )
+            try:
+                local = datetime(year, month, day, hour, minute, tzinfo=self.zone)
+            except ValueError:
+                raise RowError("bad_time", f"{column} {text!r} is not a valid date") from None
+            if len(self._hours) > 100_000:
+                self._hours.clear()
+            self._hours[text[:13]] = local.replace(minute=0)
         # A time skipped by a DST change cannot have been written by the instance: wrong zone?
-        if local.astimezone(UTC).astimezone(self.zone).replace(tzinfo=None) != local.replace(
-            tzinfo=None
-        ):
+        # (Both in one zone, so `!=` compares the wall times.)
+        if local.astimezone(UTC).astimezone(self.zone) != local:
             raise RowError(
                 "nonexistent_local_time", f"{column} {text!r} does not exist in {self.zone.key}"
             )
@@ -153,7 +183,7 @@ def read_incidents(
     source: Iterable[str], mapping: ServiceNowMapping, times: LocalTimes, summary: ImportSummary
 ) -> Iterator[tuple[str, list[Row]]]:
     """Group the parsed rows of each contiguous run of an incident number."""
-    reader = csv.reader(source)
+    reader = csv_records(source)
     header = next(reader, None)
     if header is None:
         raise ImportFileError("the file is empty")
@@ -161,19 +191,21 @@ def read_incidents(
     absent = [c for c in REQUIRED_COLUMNS if c not in index]
     if absent:
         raise ImportFileError(f"required columns missing from the header: {', '.join(absent)}")
+    parse = _row_parser(index, mapping, times)
+    width, at_number, reported = len(header), index["number"], summary.reported
     current, rows, done, refused = "", [], set(), False
     for line, record in enumerate(reader, start=2):
         summary.rows += 1
-        if len(record) != len(header):
-            summary.reported.append(
+        if len(record) != width:
+            reported.append(
                 ReportedRow(
-                    line, "", "malformed_row", f"{len(record)} fields, the header has {len(header)}"
+                    line, "", "malformed_row", f"{len(record)} fields, the header has {width}"
                 )
             )
             continue
-        number = record[index["number"]].strip()
-        if number in ("", MISSING):
-            summary.reported.append(ReportedRow(line, "", "missing_value", "number is missing"))
+        number = record[at_number].strip()
+        if number in _BLANK:
+            reported.append(ReportedRow(line, "", "missing_value", "number is missing"))
             continue
         if number != current:
             if rows:
@@ -183,7 +215,7 @@ def read_incidents(
                 done.add(number)
                 summary.incidents += 1
         if refused:
-            summary.reported.append(
+            reported.append(
                 ReportedRow(
                     line,
                     number,
@@ -193,56 +225,114 @@ def read_incidents(
             )
             continue
         try:
-            rows.append(_parse(line, number, record, index, mapping, times))
+            rows.append(parse(line, number, record))
         except RowError as exc:
-            summary.reported.append(ReportedRow(line, number, exc.reason, exc.detail))
+            reported.append(ReportedRow(line, number, exc.reason, exc.detail))
     if rows:
         yield current, rows
 
 
-def _required(record: list[str], index: dict[str, int], column: str) -> str:
-    value = record[index[column]].strip()
+def _row_parser(
+    index: dict[str, int], mapping: ServiceNowMapping, times: LocalTimes
+) -> Callable[[int, str, list[str]], Row]:
+    """The parser of one file's rows: each column's raw cells parsed once per distinct value.
+
+    A log repeats its states, priorities, counts, times, categories, groups and users: a row's
+    cells are looked up in dicts that call the parser on a value not seen before (which raises
+    for a bad one, so a bad value is refused on every row that has it)."""
+    at_state, at_priority, at_mod, at_updated_at, at_reopen = (
+        index[c]
+        for c in ("incident_state", "priority", "sys_mod_count", "sys_updated_at", "reopen_count")
+    )
+    at_category, at_team, at_updated_by = (
+        index.get(c) for c in ("category", "assignment_group", "sys_updated_by")
+    )
+    states, priorities, system_users = mapping.states, mapping.priorities, mapping.system_users
+
+    def state(cell: str) -> tuple[str, str]:
+        state = _required(cell, "incident_state")
+        status = states.get(state)
+        if status is None:
+            raise RowError("unknown_state", f"incident_state {state!r} is not in the mapping")
+        return state, status
+
+    def severity(cell: str) -> str:
+        priority = _required(cell, "priority")
+        severity = priorities.get(priority)
+        if severity is None:
+            raise RowError("unknown_priority", f"priority {priority!r} is not in the mapping")
+        return severity
+
+    def actor(cell: str) -> str | None:
+        updated_by = _optional(cell)
+        return None if updated_by in system_users else updated_by
+
+    state_of, severity_of = _Parsed(state), _Parsed(severity)
+    mod_of = _Parsed(lambda cell: _integer(cell, "sys_mod_count"))
+    reopen_of = _Parsed(lambda cell: _integer(cell, "reopen_count"))
+    time_of = _Parsed(lambda cell: times(_required(cell, "sys_updated_at"), "sys_updated_at"))
+    optional_of, actor_of = _Parsed(_optional), _Parsed(actor)
+
+    def parse(line: int, number: str, record: list[str]) -> Row:
+        # The hot loop of a 141k-row log: the columns in the order their errors are reported.
+        state, status = state_of[record[at_state]]
+        severity = severity_of[record[at_priority]]
+        mod = mod_of[record[at_mod]]
+        updated_at = time_of[record[at_updated_at]]
+        reopen_count = reopen_of[record[at_reopen]]
+        return _new_row(
+            Row,
+            (
+                line,
+                number,
+                state,
+                status,
+                mod,
+                updated_at,
+                severity,
+                reopen_count,
+                None if at_category is None else optional_of[record[at_category]],
+                None if at_team is None else optional_of[record[at_team]],
+                None if at_updated_by is None else actor_of[record[at_updated_by]],
+                record,
+                index,
+            ),
+        )
+
+    return parse
+
+
+_new_row = tuple.__new__  # a Row without the Python-level __new__ of a NamedTuple
+
+
+class _Parsed(dict[str, Any]):
+    """Raw cell -> its parsed value, parsed once (a parser that raises stores nothing)."""
+
+    def __init__(self, parser: Callable[[str], Any]):
+        super().__init__()
+        self.parser = parser
+
+    def __missing__(self, cell: str) -> Any:
+        if len(self) > 500_000:  # a column of distinct values must not hold the whole log
+            self.clear()
+        value = self[cell] = self.parser(cell)
+        return value
+
+
+def _required(cell: str, column: str) -> str:
+    value = cell.strip()
     if value in _BLANK:
         raise RowError("missing_value", f"{column} is missing")
     return value
 
 
-def _integer(record: list[str], index: dict[str, int], column: str) -> int:
-    text = _required(record, index, column)
+def _optional(cell: str) -> str | None:
+    value = cell.strip()
+    return None if value in _BLANK else value
+
+
+def _integer(cell: str, column: str) -> int:
+    text = _required(cell, column)
     if not text.isdigit():
         raise RowError("bad_number", f"{column} {text!r} is not a whole number")
     return int(text)
-
-
-def _parse(
-    line: int,
-    number: str,
-    record: list[str],
-    index: dict[str, int],
-    mapping: ServiceNowMapping,
-    times: LocalTimes,
-) -> Row:
-    state = _required(record, index, "incident_state")
-    status = mapping.states.get(state)
-    if status is None:
-        raise RowError("unknown_state", f"incident_state {state!r} is not in the mapping")
-    priority = _required(record, index, "priority")
-    severity = mapping.priorities.get(priority)
-    if severity is None:
-        raise RowError("unknown_priority", f"priority {priority!r} is not in the mapping")
-    cells = {}
-    for column in _CELLS:  # the hot loop of a 141k-row log: plain indexing, no helper calls
-        i = index.get(column)
-        value = record[i].strip() if i is not None else ""
-        cells[column] = None if value in _BLANK else value
-    return Row(
-        line=line,
-        number=number,
-        state=state,
-        status=status,
-        mod=_integer(record, index, "sys_mod_count"),
-        updated_at=times(_required(record, index, "sys_updated_at"), "sys_updated_at"),
-        severity=severity,
-        reopen_count=_integer(record, index, "reopen_count"),
-        cells=cells,
-    )
