@@ -333,6 +333,6 @@ def _optional(cell: str) -> str | None:
 
 def _integer(cell: str, column: str) -> int:
     text = _required(cell, column)
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):  # str.isdigit alone takes "²", which int refuses
         raise RowError("bad_number", f"{column} {text!r} is not a whole number")
     return int(text)

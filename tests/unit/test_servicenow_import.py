@@ -350,6 +350,7 @@ def test_rows_that_cannot_be_mapped_are_reported_with_row_number_and_reason() ->
         row("X3", "Active", 1, "16-10-2016 09:00", opened_at="16-10-2016 08:00"),  # row 13
         row("X4", "New", 0, "01-03-2016 09:00", opened_at="?"),  # row 14
         row("X5", "Active", "x", "01-03-2016 09:00"),  # row 15
+        row("X6", "Active", "²", "01-03-2016 09:00"),  # row 16: a digit int() refuses
     )
     by_incident, summary = run(source)
     assert [(r.row, r.incident, r.reason) for r in summary.reported] == [
@@ -362,6 +363,7 @@ def test_rows_that_cannot_be_mapped_are_reported_with_row_number_and_reason() ->
         (12, "X3", "nonexistent_local_time"),
         (14, "X4", "missing_value"),
         (15, "X5", "bad_number"),
+        (16, "X6", "bad_number"),
     ]
     details = [r.detail for r in summary.reported]
     assert "'-100'" in details[0] and "sys_updated_at" in details[1] and "'31-02-2016" in details[2]
@@ -374,7 +376,7 @@ def test_rows_that_cannot_be_mapped_are_reported_with_row_number_and_reason() ->
     ]
     # After Sao Paulo's 2016 DST start the offset is -02:00.
     assert by_incident["X3"][0].occurred_at.isoformat() == "2016-10-16T08:00:00-02:00"
-    assert (summary.rows, summary.incidents, summary.incidents_imported) == (14, 5, 3)
+    assert (summary.rows, summary.incidents, summary.incidents_imported) == (15, 6, 3)
 
 
 def test_an_ambiguous_local_time_takes_the_earlier_instant() -> None:
