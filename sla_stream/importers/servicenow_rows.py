@@ -232,21 +232,9 @@ def read_incidents(
         yield current, rows
 
 
-def _row_parser(
-    index: dict[str, int], mapping: ServiceNowMapping, times: LocalTimes
-) -> Callable[[int, str, list[str]], Row]:
-    """The parser of one file's rows: each column's raw cells parsed once per distinct value.
-
-    A log repeats its states, priorities, counts, times, categories, groups and users: a row's
-    cells are looked up in dicts that call the parser on a value not seen before (which raises
-    for a bad one, so a bad value is refused on every row that has it)."""
-    at_state, at_priority, at_mod, at_updated_at, at_reopen = (
-        index[c]
-        for c in ("incident_state", "priority", "sys_mod_count", "sys_updated_at", "reopen_count")
-    )
-    at_category, at_team, at_updated_by = (
-        index.get(c) for c in ("category", "assignment_group", "sys_updated_by")
-    )
+def _cell_parsers(mapping: ServiceNowMapping, times: LocalTimes) -> tuple[_Parsed, ...]:
+    """One memo per parsed column: state, severity, sys_mod_count, reopen_count, sys_updated_at,
+    an optional text, and the actor (system users dropped)."""
     states, priorities, system_users = mapping.states, mapping.priorities, mapping.system_users
 
     def state(cell: str) -> tuple[str, str]:
@@ -267,11 +255,35 @@ def _row_parser(
         updated_by = _optional(cell)
         return None if updated_by in system_users else updated_by
 
-    state_of, severity_of = _Parsed(state), _Parsed(severity)
-    mod_of = _Parsed(lambda cell: _integer(cell, "sys_mod_count"))
-    reopen_of = _Parsed(lambda cell: _integer(cell, "reopen_count"))
-    time_of = _Parsed(lambda cell: times(_required(cell, "sys_updated_at"), "sys_updated_at"))
-    optional_of, actor_of = _Parsed(_optional), _Parsed(actor)
+    return (
+        _Parsed(state),
+        _Parsed(severity),
+        _Parsed(lambda cell: _integer(cell, "sys_mod_count")),
+        _Parsed(lambda cell: _integer(cell, "reopen_count")),
+        _Parsed(lambda cell: times(_required(cell, "sys_updated_at"), "sys_updated_at")),
+        _Parsed(_optional),
+        _Parsed(actor),
+    )
+
+
+def _row_parser(
+    index: dict[str, int], mapping: ServiceNowMapping, times: LocalTimes
+) -> Callable[[int, str, list[str]], Row]:
+    """The parser of one file's rows: each column's raw cells parsed once per distinct value.
+
+    A log repeats its states, priorities, counts, times, categories, groups and users: a row's
+    cells are looked up in dicts that call the parser on a value not seen before (which raises
+    for a bad one, so a bad value is refused on every row that has it)."""
+    at_state, at_priority, at_mod, at_updated_at, at_reopen = (
+        index[c]
+        for c in ("incident_state", "priority", "sys_mod_count", "sys_updated_at", "reopen_count")
+    )
+    at_category, at_team, at_updated_by = (
+        index.get(c) for c in ("category", "assignment_group", "sys_updated_by")
+    )
+    state_of, severity_of, mod_of, reopen_of, time_of, optional_of, actor_of = _cell_parsers(
+        mapping, times
+    )
 
     def parse(line: int, number: str, record: list[str]) -> Row:
         # The hot loop of a 141k-row log: the columns in the order their errors are reported.
