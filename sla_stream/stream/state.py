@@ -203,11 +203,15 @@ class IncidentStore:
                     return IncidentRecord.from_bytes(store._decode_value(raw))
         return None
 
-    def save(self, partition: int, incident_id: str, record: IncidentRecord) -> Any:
-        """Write the record; returns the future of its changelog record (None without one)."""
+    def save(
+        self, partition: int, incident_id: str, record: IncidentRecord, raw: bytes | None = None
+    ) -> Any:
+        """Write the record (`raw`, its bytes, when already encoded); returns the future of its
+        changelog record (None without one)."""
         self._before_write(partition)
         self.changelog.take()
-        self.table[incident_id.encode()] = record.to_bytes()  # the one write of this step
+        # the one write of this step, or of this batch
+        self.table[incident_id.encode()] = record.to_bytes() if raw is None else raw
         self.writes[partition] += 1
         written = self.changelog.take()
         self.holders.wrote(partition, incident_id, record.outbox)
