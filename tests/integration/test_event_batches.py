@@ -2,11 +2,15 @@
 
 Two real workers on the embedded broker read the same events, each on its own topics: one takes
 up to 500 events at once (`SLA_EVENT_BATCH=500`), the other one message at a time as Faust
-iterates (`SLA_EVENT_BATCH=1`, the default). The events are
-produced together after both workers are ready, so the batched worker takes several events of
-one incident in one batch (its `sla_event_batch_writes` histogram shows fewer records written
-than events applied). The events lie a day ahead of the wall clock, so no tick finds anything
-due and every effect comes from the events themselves, in either worker.
+iterates (`SLA_EVENT_BATCH=1`).
+
+- The stories of a few incidents lie a day ahead of the wall clock, so every effect of theirs
+  comes from the events themselves. They are produced together after both workers are ready, so
+  the batched worker takes several events of one incident in one batch (its
+  `sla_event_batch_writes` histogram shows fewer records written than events applied).
+- Incidents opened an hour ago, sent in waves over a few seconds on every partition, get their
+  warnings, breaches and outcomes from ticks: ticks land inside batches next to events of other
+  partitions, and each must still fire what is due on its own partition.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from tests.integration.harness import System, TopicReader, WorkerProcess
 from tests.integration.test_worker import event, fast_contract, opened
 
 INCIDENTS = 6
+OVERDUE = 32  # incidents opened an hour ago: their effects come from ticks
+WAVES = 8
 
 
 def story(incident: str, t0: datetime, severity: str) -> list[dict[str, Any]]:
@@ -41,6 +47,13 @@ def story(incident: str, t0: datetime, severity: str) -> list[dict[str, Any]]:
         event("res", incident, "resolved", t0 + 20 * s),
         event("early", incident, "responded", t0 + 4 * s),  # late: the response came at 4 s
     ]
+
+
+def overdue(incident: str, at: datetime) -> dict[str, Any]:
+    """Opened an hour ago: every deadline has passed, so the first tick after it fires the
+    warnings and the breach of both clocks. (Only the one event: a second one could reach a
+    worker before or after that tick, a legitimate difference in what is published.)"""
+    return opened(incident, at, severity="P2")
 
 
 def metrics(worker: WorkerProcess) -> dict[str, float]:
@@ -118,18 +131,34 @@ async def test_a_batch_of_events_gives_the_effects_of_one_at_a_time(make_system:
             worker.wait_ready(90)
         for system in (batched, single):
             await produce_together(system, events)
+        late = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+        waves: list[list[dict[str, Any]]] = [[] for _ in range(WAVES)]
+        for i in range(OVERDUE):
+            at = late + timedelta(seconds=i)
+            waves[i % WAVES].append(overdue(f"INC-L{i:02d}", at))
+        for wave in waves:  # a tick interval apart: ticks and events share batches
+            for system in (batched, single):
+                await produce_together(system, wave)
+            await asyncio.sleep(0.25)
+        late_events = sum(len(w) for w in waves)
         for name, worker in workers.items():
             for topic in ("alerts", "outcomes"):
                 r = readers[name][topic]
                 await settled(r, lambda r=r: len(r.messages))
             applied = metrics(worker)
-            assert metric(applied, "sla_events_total", type="opened") == INCIDENTS
+            assert metric(applied, "sla_events_total", type="opened") == INCIDENTS + OVERDUE
             assert metric(applied, "sla_events_rejected_total", reason="duplicate") == INCIDENTS
 
         for topic in ("alerts", "outcomes"):
             got = by_incident(readers["batched"][topic].values)
             want = by_incident(readers["single"][topic].values)
             assert got == want, topic
+        # Every overdue clock settled, from ticks: one breached outcome each.
+        late_outcomes = [
+            o for o in readers["batched"]["outcomes"].values if o["incident_id"].startswith("INC-L")
+        ]
+        assert len(late_outcomes) == 2 * OVERDUE
+        assert not any(o["met"] for o in late_outcomes)
         alerts = readers["batched"]["alerts"].values
         kinds = {a["kind"] for a in alerts}
         assert {"warning", "breach", "retracted", "met"} <= kinds, kinds
@@ -138,11 +167,14 @@ async def test_a_batch_of_events_gives_the_effects_of_one_at_a_time(make_system:
         # The batched worker did take several events of an incident at once and wrote each
         # touched incident once; the other wrote one record per applied event.
         one, many = metrics(workers["single"]), metrics(workers["batched"])
-        applied_events = len(events) - INCIDENTS  # the repeats write nothing
+        taken = len(events) + late_events
+        applied_events = taken - INCIDENTS  # the repeats write nothing
         assert metric(one, "sla_event_batch_writes_count") == 0  # never batched
-        assert metric(many, "sla_event_batch_events_sum") == len(events)
+        assert metric(many, "sla_event_batch_events_sum") == taken
+        # Each applied event writes its incident at most once: fewer writes than applied events
+        # means some batch held several events of one incident and wrote it once for them.
         assert metric(many, "sla_event_batch_writes_sum") < applied_events
-        assert metric(many, "sla_event_batch_events_count") < len(events)
+        assert metric(many, "sla_event_batch_events_count") < taken
     finally:
         for by_topic in readers.values():
             for r in by_topic.values():
