@@ -103,11 +103,11 @@ class Settings(BaseSettings):
     commit_every: int = Field(default=10000, gt=0)
     commit_interval_s: float = Field(default=1.0, gt=0)
     event_batch: int = Field(
-        default=1,
+        default=500,
         gt=0,
         description="events the incident agent takes at most at once; each incident touched "
-        "is written once per batch. 1 (the default) iterates one message at a time: batches "
-        "lost the outcomes of a few incidents in the SIGKILL-and-wipe loop test",
+        "is written once per batch, and a batch's effects are sent together. 1 iterates one "
+        "message at a time, as Faust does",
     )
     event_batch_within_s: float = Field(
         default=0.01, gt=0, description="how long the incident agent waits to fill a batch"
