@@ -104,6 +104,7 @@ class IncidentSteps:
         same partitions, since another worker may have changed their records meanwhile (and the
         index of a revoked partition is stale)."""
         self._assignments += 1
+        self.store.forget_recent()
 
     async def ensure_index(self, assigned: set[int]) -> None:
         """Build the due index and the open-clock counts (loaded as an orderly stop saved them,
