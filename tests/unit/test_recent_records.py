@@ -10,6 +10,14 @@ from sla_stream.generate import DEFAULT_CONTRACTS, iter_events
 from sla_stream.stream.state import IncidentRecord, IncidentStore
 
 
+def plain_store(table: dict[bytes, bytes]) -> IncidentStore:
+    """A store over a plain mapping, as after its first due index (no changelog offsets to
+    note before writes: a mapping has no changelog)."""
+    store = IncidentStore(table)
+    store._offsets_before_writes = None
+    return store
+
+
 def written(store: IncidentStore, events: int) -> dict[str, IncidentRecord]:
     """Apply a generated stream through the store as the worker does: load, step, save."""
     contracts = load_contracts(DEFAULT_CONTRACTS)
@@ -27,7 +35,7 @@ def written(store: IncidentStore, events: int) -> dict[str, IncidentRecord]:
 
 def test_a_remembered_or_evicted_record_loads_as_the_stored_bytes_decode() -> None:
     table: dict[bytes, bytes] = {}
-    store = IncidentStore(table)
+    store = plain_store(table)
     store.recent_max = 8  # far fewer than the incidents: most reads go back to the table
     last = written(store, 400)
     assert len(store.recent) == 8 and len(last) > 8
@@ -38,7 +46,7 @@ def test_a_remembered_or_evicted_record_loads_as_the_stored_bytes_decode() -> No
 
 def test_an_assignment_forgets_what_another_worker_may_have_changed_since() -> None:
     table: dict[bytes, bytes] = {}
-    store = IncidentStore(table)
+    store = plain_store(table)
     last = written(store, 200)
     incident_id, mine = next(iter(last.items()))
     other = next(r for i, r in last.items() if i != incident_id)
