@@ -366,6 +366,15 @@ def run() -> str:
     )
 
 
+def batching(settings: Settings) -> str:
+    if settings.event_batch == 1:
+        return "the incident agent takes one event at a time"
+    return (
+        f"the incident agent takes at most {settings.event_batch} events at once, filling a "
+        f"batch for up to {settings.event_batch_within_s} s"
+    )
+
+
 def report(
     load: kit.LoadNote,
     defaults: dict[str, Any],
@@ -417,7 +426,7 @@ def report(
         "Settings: tuned = the worker's own (`producer_linger` "
         f"{tuned.producer_linger_s}, `stream_buffer_maxsize` {tuned.stream_buffer_maxsize}, "
         f"`broker_commit_every` {tuned.commit_every}, `broker_commit_interval` "
-        f"{tuned.commit_interval_s}); Faust defaults = "
+        f"{tuned.commit_interval_s}; {batching(tuned)} in both rows of (c)); Faust defaults = "
         + ", ".join(f"`{k}` {v}" for k, v in defaults.items())
         + ". (b) takes the rest of its settings from `faust_settings()`, as the worker does. "
         f"(b) and (c) time the first {TIMED:,} events. Each worker reads a topic of its own "

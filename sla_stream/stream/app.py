@@ -27,6 +27,7 @@ from sla_stream.stream.publish import Publisher
 from sla_stream.stream.rollups import Rollups, build_rollups
 from sla_stream.stream.state import IncidentStore, utc_from_wall
 from sla_stream.stream.topics import TopicNames
+from sla_stream.stream.worker import current_generation, make_current
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ def build_stream(
         steps.risk = load_watch(
             settings.forecast_model, metrics.registry, settings.forecast_rescore_s
         )
-    declare_incident_agent(app, names, p, steps, settings.tick_interval, wall)
+    declare_incident_agent(app, names, p, steps, settings, wall)
     declare_contracts_agent(app, names.contracts, contracts, metrics)
     # adherence table, rollup agent, gauge refresher
     rollups = build_rollups(app, p, names.outcomes, lookup, metrics.adherence, outputs["alerts"])
@@ -109,10 +110,11 @@ def declare_incident_agent(
     names: TopicNames,
     partitions: int,
     steps: IncidentSteps,
-    tick_s: float,
+    settings: Settings,
     wall: Callable[[], float],
 ) -> None:
-    """The incident agent (events and ticks, one step each) and the ticker that feeds it."""
+    """The incident agent (events and ticks, one step each, taken in batches) and the ticker
+    that feeds it."""
     source = app.topic(names.events, names.ticks, partitions=partitions, **RAW)
     ticks = app.topic(names.ticks, partitions=partitions, **RAW)
 
@@ -125,6 +127,19 @@ def declare_incident_agent(
 
     @app.agent(source, name="incidents")
     async def incident_agent(stream: Any) -> None:
+        if settings.event_batch == 1:  # one message at a time, as Faust iterates
+            await one_at_a_time(stream)
+            return
+        # The batch is handled in the agent's task, not in the stream iteration that filled
+        # it: the steps make each event current themselves before writing the table.
+        steps.set_current = make_current
+        batches = stream.take_events(settings.event_batch, settings.event_batch_within_s)
+        batch: list[EventT]
+        async for batch in batches:
+            current = current_generation(app, batch)
+            await steps.on_batch(current, names.ticks, my_partitions)
+
+    async def one_at_a_time(stream: Any) -> None:
         event: EventT
         async for event in stream.events():
             message = event.message
@@ -134,7 +149,7 @@ def declare_incident_agent(
             else:
                 await steps.on_event(event.value, message.key, message.partition, message.offset)
 
-    @app.timer(tick_s)
+    @app.timer(settings.tick_interval)
     async def ticker() -> None:
         payload = encode_tick(utc_from_wall(wall()))  # time enters the stream here
         for partition in sorted(my_partitions()):

@@ -3,14 +3,22 @@
 `on_event` handles one raw message of the events topic, `on_tick` one tick of a partition.
 Both run inside Faust's stream iteration (table writes need the current event), and both pass
 time explicitly into the core: the event's own instant, or the tick's instant.
+
+`on_batch` takes what the agent took at once (`stream.take_events`): the events' steps run one
+after another exactly as alone, but each incident they touch is written once, at the end of the
+batch or before a tick in it, with the outbox of all its steps; its effects are sent once that
+write's changelog record is acknowledged, and the batch counts as one step of the watermark.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sla_stream.core import engine
 from sla_stream.core.errors import InvalidEvent
@@ -18,11 +26,12 @@ from sla_stream.core.event_codec import decode_event
 from sla_stream.core.models import DeadLetter, IncidentEvent
 from sla_stream.core.terms import ContractRecord
 from sla_stream.stream import risk
+from sla_stream.stream.codecs import decode_tick
 from sla_stream.stream.dead_letter_limit import EventsGate
 from sla_stream.stream.metrics import Metrics
 from sla_stream.stream.open_clocks import OpenClocks
 from sla_stream.stream.outbox import trim
-from sla_stream.stream.publish import Publisher
+from sla_stream.stream.publish import Prepared, Publisher
 from sla_stream.stream.risk import RiskWatch
 from sla_stream.stream.state import IncidentRecord, IncidentStore
 
@@ -41,6 +50,17 @@ DELETES_PER_TICK = 500
 # An incident whose step raised (a bug, or a record it cannot read) is tried again this much
 # later rather than on every tick, so one bad record neither floods the log nor stops the rest.
 RETRY_AFTER = timedelta(seconds=60)
+
+
+@dataclass
+class Touched:
+    """An incident a batch changed: its latest record, not written yet, and its steps' effects."""
+
+    partition: int
+    event: Any  # the Faust event of its latest step: the table write goes to its partition
+    record: IncidentRecord
+    raw: bytes  # `record` encoded at its step, so an unencodable record fails that event
+    effects: Prepared = field(default_factory=Prepared)
 
 
 class IncidentSteps:
@@ -72,12 +92,19 @@ class IncidentSteps:
         self._assignments = 0  # partition assignments seen
         self._indexed_for = -1  # the assignment the due index was last rebuilt for
         self.risk: RiskWatch | None = None  # the breach forecast, when a model is configured
+        # Makes a Faust event the current one (`worker.make_current`): table writes go to the
+        # current event's partition.
+        self.set_current: Callable[[Any], None] = lambda event: None
+        self._batch: dict[str, Touched] | None = None  # open during `on_batch`, else None
+        self._batch_wall = 0.0  # when the open batch's effects are written (one `written_at`)
+        self._event: Any = None  # the Faust event being handled
 
     def on_assigned(self) -> None:
         """A rebalance assigned partitions: the next tick rebuilds the due index, even for the
         same partitions, since another worker may have changed their records meanwhile (and the
         index of a revoked partition is stale)."""
         self._assignments += 1
+        self.store.forget_recent()
 
     async def ensure_index(self, assigned: set[int]) -> None:
         """Build the due index and the open-clock counts (loaded as an orderly stop saved them,
@@ -105,6 +132,60 @@ class IncidentSteps:
     def index_current(self) -> bool:
         """True when the due index was built for the latest assignment."""
         return self._indexed_for == self._assignments
+
+    async def on_batch(
+        self, events: Sequence[Any], ticks_topic: str, assigned: Callable[[], set[int]]
+    ) -> None:
+        """Handle what the agent took at once, in order (see the module's docstring)."""
+        self._open_batch()
+        taken = sum(1 for e in events if e.message.topic != ticks_topic)
+        if taken:
+            self.metrics.batch_events.observe(taken)
+        try:
+            for event in events:
+                message = event.message
+                self._event = event
+                self.set_current(event)
+                if message.topic == ticks_topic:
+                    self.flush()  # a tick reads the records and writes its own
+                    # The flush made each written incident's event current in turn; the tick
+                    # reads and writes its own partition (Faust's table picks the partition
+                    # from the current event: with another's, `load` found nothing and the
+                    # due incidents of the tick's partition were skipped).
+                    self.set_current(event)
+                    await self.ensure_index(assigned())
+                    await self.on_tick(message.partition, decode_tick(event.value))
+                    self._open_batch()
+                else:
+                    await self.on_event(event.value, message.key, message.partition, message.offset)
+        finally:
+            self.flush()
+            self._event = None
+
+    def _open_batch(self) -> None:
+        self._batch = {}
+        self._batch_wall = self.publisher.wall()
+
+    def flush(self) -> None:
+        """Write each incident the open batch touched, once; send its effects after that write."""
+        batch, self._batch = self._batch, None
+        if not batch:
+            return
+        by_partition: dict[int, list[tuple[Any, Prepared]]] = defaultdict(list)
+        for incident_id, touched in batch.items():
+            self.set_current(touched.event)  # the write goes to the incident's partition
+            written = self.store.save(touched.partition, incident_id, touched.record, touched.raw)
+            by_partition[touched.partition].append((written, touched.effects))
+        if self._event is not None:  # the event being handled is current again
+            self.set_current(self._event)
+        for partition, written_effects in by_partition.items():
+            self.publisher.publish_batch(partition, written_effects)
+        self.metrics.batch_writes.observe(len(batch))
+
+    def _load(self, incident_id: str) -> IncidentRecord | None:
+        """The incident's record as the steps so far left it: the open batch's, or the store's."""
+        touched = self._batch.get(incident_id) if self._batch is not None else None
+        return touched.record if touched is not None else self.store.load(incident_id)
 
     async def on_event(
         self, raw: bytes | None, key: bytes | None, partition: int, offset: int
@@ -151,7 +232,7 @@ class IncidentSteps:
         """Apply a decoded event; the dead-letter reason when the engine refuses it."""
         if self.risk is not None:
             self.risk.saw(event, partition)
-        record = self.store.load(event.incident_id)
+        record = self._load(event.incident_id)
         previous = record.state if record else None
         # The incident's own contract wins: the engine parks a record of another contract.
         contract_id = (previous.contract_id if previous else None) or event.contract_id
@@ -264,10 +345,22 @@ class IncidentSteps:
                 return
         kept = trim(record.outbox if record else (), self.publisher.wall(), self.outbox_window_s)
         # Persist first, publish once the record's changelog record is acknowledged (publish.py).
-        effects = self.publisher.prepare(step.alerts, step.outcomes)
+        batch = self._batch
+        effects = self.publisher.prepare(
+            step.alerts, step.outcomes, self._batch_wall if batch is not None else None
+        )
         record_after = IncidentRecord(step.state, kept + tuple(effects.pending))
-        written = self.store.save(partition, incident_id, record_after)
-        self.publisher.publish_after(partition, written, effects)
+        if batch is not None:  # written once, when the batch is flushed
+            touched = batch.get(incident_id)
+            raw = record_after.to_bytes()
+            if touched is None:
+                touched = batch[incident_id] = Touched(partition, self._event, record_after, raw)
+            touched.event, touched.record, touched.raw = self._event, record_after, raw
+            touched.effects.pending.extend(effects.pending)
+            touched.effects.labels.extend(effects.labels)
+        else:
+            written = self.store.save(partition, incident_id, record_after)
+            self.publisher.publish_after(partition, written, effects)
         self.open_clocks.change(partition, record.state if record else None, step.state)
         if self.risk is not None:
             await risk.after_commit(self, partition, record.state if record else None, step)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 LATENESS_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 
 
@@ -104,6 +105,19 @@ class Metrics:
             "sla_event_processing_seconds",
             "Time to process one event",
             buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        # Events per batch the incident agent took, and incident records written per batch.
+        self.batch_events = Histogram(
+            "sla_event_batch_events",
+            "Events of the events topic in one batch the incident agent took",
+            buckets=BATCH_BUCKETS,
+            registry=r,
+        )
+        self.batch_writes = Histogram(
+            "sla_event_batch_writes",
+            "Incident records one batch wrote (each incident it touched, once)",
+            buckets=BATCH_BUCKETS,
             registry=r,
         )
         # Incidents whose due time a tick processed, and the time a tick took.

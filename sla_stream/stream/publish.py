@@ -71,9 +71,16 @@ class Publisher:
         self._inflight: dict[int, deque[_Step]] = {}
         self._acked: dict[int, float] = {}  # partition -> acknowledged-effects watermark
 
-    def prepare(self, alerts: Iterable[Alert], outcomes: Iterable[Outcome]) -> Prepared:
-        """The outbox entries of a step's effects, in publishing order; nothing is sent yet."""
-        now_wall = self.wall()
+    def prepare(
+        self,
+        alerts: Iterable[Alert],
+        outcomes: Iterable[Outcome],
+        now_wall: float | None = None,
+    ) -> Prepared:
+        """The outbox entries of a step's effects, in publishing order; nothing is sent yet.
+        `now_wall` is the instant they are written at (a batch shares one: see `publish_batch`).
+        """
+        now_wall = self.wall() if now_wall is None else now_wall
         prepared = Prepared()
         for a in alerts:
             prepared.pending.append(Pending("alerts", a.incident_id, a.to_json(), now_wall))
@@ -103,9 +110,42 @@ class Publisher:
         else:
             changelog.add_done_callback(release)
 
-    def _send(self, partition: int, step: _Step, prepared: Prepared) -> None:
+    def publish_batch(self, partition: int, written: list[tuple[Any, Prepared]]) -> None:
+        """Send the effects of one batch of `partition`, each incident's once the changelog
+        record listing them (its future, first of each pair) is acknowledged.
+
+        The batch's entries share one `written_at` (`prepare(now_wall=...)`) and count as one
+        step of the acknowledged-effects watermark, which moves past them only once every one
+        is acknowledged: an incident whose record failed keeps the watermark behind, and a
+        restart re-sends its outbox.
+        """
+        written = [(fut, p) for fut, p in written if p.pending]
+        if not written:
+            return
+        first = min(p.pending[0].written_at for _, p in written)
+        step = _Step(first, sum(len(p.pending) for _, p in written))
+        self._inflight.setdefault(partition, deque()).append(step)
+        for changelog, prepared in written:
+            if changelog is None:
+                self._send(partition, step, prepared)
+            else:
+                changelog.add_done_callback(self._release(partition, step, prepared))
+
+    def _release(self, partition: int, step: _Step, prepared: Prepared) -> Callable[[Any], None]:
+        def release(fut: Any) -> None:
+            if not fut.cancelled() and fut.exception() is None:
+                self._send(partition, step, prepared)
+
+        return release
+
+    def publish_now(self, prepared: Prepared) -> None:
+        """Send effects that no record lists (not in any outbox): nothing to wait for, and
+        outside the watermark, which only speaks of outbox entries."""
+        self._send(0, None, prepared)
+
+    def _send(self, partition: int, step: _Step | None, prepared: Prepared) -> None:
         def acked(fut: Any) -> None:
-            if fut.cancelled() or fut.exception() is not None:
+            if step is None or fut.cancelled() or fut.exception() is not None:
                 return  # the watermark stays behind: a restart re-sends from the outbox
             step.remaining -= 1
             self._advance(partition)

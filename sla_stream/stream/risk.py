@@ -267,9 +267,11 @@ async def on_tick(steps: Any, partition: int, now: datetime) -> None:
 
 
 def _publish(steps: Any, partition: int, alerts: list[Alert]) -> None:
-    """Send at once: an at_risk has no record write to wait for, and is not in the outbox."""
+    """Send at once: an at_risk has no record write to wait for, and is not in the outbox
+    (so not under the acknowledged-effects watermark either: sent in the middle of a batch, it
+    must not move the watermark past the batch's entries)."""
     publisher = steps.publisher
-    publisher.publish_after(partition, None, publisher.prepare(alerts, ()))
+    publisher.publish_now(publisher.prepare(alerts, ()))
 
 
 def load_watch(path: Any, registry: CollectorRegistry, rescore_s: float = RESCORE_S) -> RiskWatch:

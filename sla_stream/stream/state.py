@@ -87,6 +87,11 @@ def state_expires_at(state: IncidentState, retention: timedelta | None) -> datet
     return expires_at(state.final, state.opened_at is not None, last, retention)
 
 
+# Decoded records `IncidentStore` keeps of its latest writes: about 9 kB each in memory for a
+# generated incident of ~1.9 kB stored, so some 40 MB.
+RECENT_RECORDS = 4096
+
+
 class RecordSummary(NamedTuple):
     """What a rebuild needs of one stored record: its index entries, open clocks, outbox.
 
@@ -186,10 +191,30 @@ class IncidentStore:
         # until the first index is built (None after: only that one may use saved files).
         self._offsets_before_writes: dict[int, int | None] | None = {}
         self.start_markers: dict[int, int] = {}  # see `note_start_markers`
+        # The records this worker wrote last, decoded, oldest first: the next event of a busy
+        # incident usually comes a few hundred events later, and decoding its record cost more
+        # than the engine's step. Only this worker writes its active partitions' records, so an
+        # entry is the stored record until the partitions are assigned again (`forget_recent`).
+        self.recent: dict[str, IncidentRecord] = {}
+        self.recent_max = RECENT_RECORDS
 
     def load(self, incident_id: str) -> IncidentRecord | None:
+        record = self.recent.get(incident_id)
+        if record is not None:
+            return record
         raw = self.table.get(incident_id.encode())
         return None if raw is None else IncidentRecord.from_bytes(raw)
+
+    def _remember(self, incident_id: str, record: IncidentRecord) -> None:
+        recent = self.recent
+        recent.pop(incident_id, None)  # re-inserted last: the newest write
+        recent[incident_id] = record
+        if len(recent) > self.recent_max:
+            del recent[next(iter(recent))]
+
+    def forget_recent(self) -> None:
+        """Partitions were assigned: another worker may have written their records since."""
+        self.recent.clear()
 
     def load_active(self, incident_id: str, partitions: set[int]) -> IncidentRecord | None:
         """The record of `incident_id` on one of `partitions` that this worker serves (a
@@ -203,11 +228,16 @@ class IncidentStore:
                     return IncidentRecord.from_bytes(store._decode_value(raw))
         return None
 
-    def save(self, partition: int, incident_id: str, record: IncidentRecord) -> Any:
-        """Write the record; returns the future of its changelog record (None without one)."""
+    def save(
+        self, partition: int, incident_id: str, record: IncidentRecord, raw: bytes | None = None
+    ) -> Any:
+        """Write the record (`raw`, its bytes, when already encoded); returns the future of its
+        changelog record (None without one)."""
         self._before_write(partition)
         self.changelog.take()
-        self.table[incident_id.encode()] = record.to_bytes()  # the one write of this step
+        # the one write of this step, or of this batch
+        self.table[incident_id.encode()] = record.to_bytes() if raw is None else raw
+        self._remember(incident_id, record)
         self.writes[partition] += 1
         written = self.changelog.take()
         self.holders.wrote(partition, incident_id, record.outbox)
@@ -265,6 +295,7 @@ class IncidentStore:
         """Delete a record: a tombstone on the changelog, so a restore does not bring it back."""
         if partition is not None:
             self._before_write(partition)
+        self.recent.pop(incident_id, None)
         del self.table[incident_id.encode()]
         if partition is not None:
             self.writes[partition] += 1
@@ -298,6 +329,7 @@ class IncidentStore:
         saved = self._saved(partitions)
         before = self.index
         self.partitions = set(partitions)
+        self.forget_recent()
         self.index = DueIndex()
         self.open_slots = {p: Counter() for p in self.partitions}
         self.holders.window_s = outbox_window_s
