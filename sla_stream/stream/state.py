@@ -31,6 +31,7 @@ from sla_stream.core.clock import OPEN_PHASES, Clock
 from sla_stream.core.engine import IncidentState
 from sla_stream.core.incident import FORMAT
 from sla_stream.stream import index_snapshot
+from sla_stream.stream.changelog_tap import ChangelogTap
 from sla_stream.stream.checkpoint import ACKED_KEY, is_marker
 from sla_stream.stream.due_index import DueIndex, Schedule
 from sla_stream.stream.index_snapshot import PartitionIndex
@@ -146,26 +147,6 @@ class RecordSummary(NamedTuple):
             tuple((c[_METRIC], c[_PHASE]) for c in clocks),
             last,
         )
-
-
-class ChangelogTap:
-    """Keeps the future of the table's last changelog record: effects wait for it."""
-
-    def __init__(self, table: Any) -> None:
-        self.last: Any = None
-        send = getattr(table, "send_changelog", None)
-        if send is None:  # a plain mapping in unit tests: no changelog
-            return
-
-        def send_changelog(*args: Any, **kwargs: Any) -> Any:
-            self.last = send(*args, **kwargs)
-            return self.last
-
-        table.send_changelog = send_changelog
-
-    def take(self) -> Any:
-        last, self.last = self.last, None
-        return last
 
 
 class IncidentStore:
