@@ -355,7 +355,8 @@ class IncidentSteps:
             raw = record_after.to_bytes()
             if touched is None:
                 touched = batch[incident_id] = Touched(partition, self._event, record_after, raw)
-            touched.event, touched.record, touched.raw = self._event, record_after, raw
+            else:
+                touched.event, touched.record, touched.raw = self._event, record_after, raw
             touched.effects.pending.extend(effects.pending)
             touched.effects.labels.extend(effects.labels)
         else:

@@ -94,21 +94,9 @@ class Publisher:
 
     def publish_after(self, partition: int, changelog: Any, prepared: Prepared) -> None:
         """Send the prepared effects once `changelog` (the future of the record listing them) is
-        acknowledged; never when it failed (the outbox and the redelivered event cover it)."""
-        pending = prepared.pending
-        if not pending:
-            return
-        step = _Step(pending[0].written_at, len(pending))
-        self._inflight.setdefault(partition, deque()).append(step)
-
-        def release(fut: Any) -> None:
-            if not fut.cancelled() and fut.exception() is None:
-                self._send(partition, step, prepared)
-
-        if changelog is None:  # no changelog (an in-memory test table): nothing to wait for
-            self._send(partition, step, prepared)
-        else:
-            changelog.add_done_callback(release)
+        acknowledged; never when it failed (the outbox and the redelivered event cover it). No
+        changelog (an in-memory test table): nothing to wait for."""
+        self.publish_batch(partition, [(changelog, prepared)])
 
     def publish_batch(self, partition: int, written: list[tuple[Any, Prepared]]) -> None:
         """Send the effects of one batch of `partition`, each incident's once the changelog
